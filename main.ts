@@ -1,0 +1,5 @@
+/** placeholder */
+import "@livekit/protocol";
+import "livekit-server-sdk";
+import "redis";
+import "fast-check";
