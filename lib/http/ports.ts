@@ -1,0 +1,70 @@
+/**
+ * What the HTTP handlers need from the rest of the service, declared by the consumer so the
+ * handlers depend on capabilities, not on implementations (and tests pass small stand-ins).
+ *
+ * @module
+ */
+import type { Clock } from "../clock.ts";
+import type { Config } from "../config/config.ts";
+import type {
+  DelayId,
+  LiveKitIdentity,
+  LiveKitRoomAlias,
+  OpenIdAccessToken,
+  ServerName,
+  UserId,
+} from "../ids.ts";
+import type { Logger } from "../log.ts";
+import type { RateLimiter } from "../policy/rate_limit.ts";
+
+/** OpenID verification (openid-and-discovery.md §1); rejects with the reason on failure. */
+export interface TokenVerifier {
+  verify(input: {
+    serverName: ServerName;
+    accessToken: OpenIdAccessToken;
+    signal?: AbortSignal;
+  }): Promise<UserId>;
+}
+
+/** Client-server API discovery (openid-and-discovery.md §9). */
+export interface CsApiLookup {
+  resolve(
+    serverName: ServerName,
+    signal?: AbortSignal,
+  ): Promise<{ baseUrl: string; guarded: boolean } | undefined>;
+}
+
+/** Room creation for full-access users (tokens-and-rooms.md §6.5). */
+export interface RoomEnsurer {
+  ensureRoom(room: LiveKitRoomAlias): Promise<{ shared: boolean }>;
+}
+
+/** A delegation to register (delegation.md §2). */
+export interface DelegationRequest {
+  serverName: ServerName;
+  delayId: DelayId;
+  delayTimeoutMs: number;
+  room: LiveKitRoomAlias;
+  identity: LiveKitIdentity;
+  userId: UserId;
+}
+
+/** Job registration and the webhook receiver (delegation.md). */
+export interface DelegationPort {
+  register(req: DelegationRequest): Promise<void>;
+  handleWebhook(req: Request): Promise<Response>;
+}
+
+/** Everything the request handlers use. */
+export interface AppDeps {
+  config: Config;
+  clock: Clock;
+  log: Logger;
+  verifier: TokenVerifier;
+  csApi: CsApiLookup;
+  rooms: RoomEnsurer;
+  delegation: DelegationPort;
+  limits: { ip: RateLimiter; server: RateLimiter; user: RateLimiter };
+  /** True once graceful shutdown started (http-api.md §1). */
+  shuttingDown: () => boolean;
+}

@@ -1,0 +1,143 @@
+/**
+ * The request handler: exact-path routing, CORS and methods of the POST endpoints (http-api.md
+ * §3), the per-IP limit, shutdown answers, error rendering and the access log (§1–§2).
+ *
+ * @module
+ */
+import { describeError } from "../log.ts";
+import { clientAddress } from "../policy/client_ip.ts";
+import { ApiError, Errors } from "./errors.ts";
+import type { AppDeps } from "./ports.ts";
+import type { RequestContext } from "./context.ts";
+import { handleToken } from "./token.ts";
+import { handleDelegate } from "./delegate.ts";
+
+/** CORS and content-type headers of the three POST endpoints (http-api.md §3). */
+export const CORS_HEADERS: Readonly<Record<string, string>> = {
+  "Content-Type": "application/json",
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "POST",
+  "Access-Control-Allow-Headers":
+    "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token",
+};
+
+/** Budget for all outbound work of one request: verification may take 30 s, plus margin. */
+export const REQUEST_DEADLINE_MS = 35_000;
+
+type PostRoute = "/sfu/get" | "/get_token" | "/delegate_delayed_leave";
+const POST_ROUTES = new Set<string>(["/sfu/get", "/get_token", "/delegate_delayed_leave"]);
+
+/** Extra routes wired by `main.ts` (readiness, later ones) without touching the router. */
+export type ExtraRoutes = Record<string, (req: Request) => Response | Promise<Response>>;
+
+function requestId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+}
+
+function withHeaders(res: Response, headers: Record<string, string>): Response {
+  for (const [k, v] of Object.entries(headers)) res.headers.set(k, v);
+  return res;
+}
+
+/** Builds the service's `Deno.serve` handler. */
+export function createHandler(
+  deps: AppDeps,
+  extra: ExtraRoutes = {},
+): (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response> {
+  const { log } = deps;
+
+  async function post(route: PostRoute, req: Request, ctx: RequestContext): Promise<Response> {
+    if (req.method === "OPTIONS") return new Response(null, { status: 200, headers: CORS_HEADERS });
+    if (req.method !== "POST") {
+      return new Response(null, {
+        status: 405,
+        headers: { ...CORS_HEADERS, Allow: "POST, OPTIONS" },
+      });
+    }
+    const wait = deps.limits.ip.take(ctx.clientIp);
+    if (wait > 0) {
+      ctx.fields.limit = "ip";
+      throw Errors.rateLimited(wait);
+    }
+    if (deps.shuttingDown()) throw Errors.shuttingDown();
+    if (route === "/delegate_delayed_leave") return await handleDelegate(deps, { req, ctx });
+    return await handleToken(deps, {
+      req,
+      ctx,
+      endpoint: route === "/sfu/get" ? "sfu_get" : "get_token",
+    });
+  }
+
+  async function route(path: string, req: Request, ctx: RequestContext): Promise<Response> {
+    if (POST_ROUTES.has(path)) {
+      try {
+        return await post(path as PostRoute, req, ctx);
+      } catch (err) {
+        throw err instanceof ApiError ? err : Errors.internal(err);
+      }
+    }
+    if (path === "/healthz") {
+      if (req.method === "GET" || req.method === "HEAD") return new Response(null, { status: 200 });
+      return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+    }
+    if (path === "/sfu_webhook") return await deps.delegation.handleWebhook(req);
+    const extraRoute = extra[path];
+    if (extraRoute) return await extraRoute(req);
+    throw Errors.unrecognized();
+  }
+
+  return async (req, info) => {
+    const started = deps.clock.monotonic();
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const peer = info.remoteAddr.hostname;
+    const deadline = AbortSignal.timeout(REQUEST_DEADLINE_MS);
+    const ctx: RequestContext = {
+      id: requestId(),
+      clientIp: clientAddress(peer, req.headers.get("x-forwarded-for"), deps.config.trustedProxies),
+      signal: AbortSignal.any([req.signal, deadline]),
+      fields: {},
+    };
+    let res: Response;
+    let failure: ApiError | undefined;
+    try {
+      res = await route(path, req, ctx);
+    } catch (err) {
+      failure = err instanceof ApiError ? err : Errors.internal(err);
+      res = failure.toResponse(POST_ROUTES.has(path) ? CORS_HEADERS : {});
+    }
+    res = withHeaders(res, { "X-Request-Id": ctx.id });
+    const fields = {
+      request_id: ctx.id,
+      method: req.method,
+      path,
+      status: res.status,
+      duration_ms: Math.round((deps.clock.monotonic() - started) * 10) / 10,
+      remote: ctx.clientIp,
+      origin: req.headers.get("origin") ?? undefined,
+      ...ctx.fields,
+      errcode: failure?.errcode,
+    };
+    if (path === "/healthz") log.debug("request", fields);
+    else log.info("request", fields);
+    if (failure && failure.status >= 500 && failure.status !== 503) {
+      log.error("request failed", {
+        request_id: ctx.id,
+        path,
+        error: failure.message,
+        cause: failure.cause === undefined ? undefined : describeError(failure.cause),
+        server_name: ctx.fields.server_name,
+        room: ctx.fields.room,
+      });
+    } else if (failure?.cause !== undefined && failure.status === 400) {
+      log.warn("request refused", {
+        request_id: ctx.id,
+        path,
+        error: failure.message,
+        cause: describeError(failure.cause),
+        server_name: ctx.fields.server_name,
+      });
+    }
+    return res;
+  };
+}

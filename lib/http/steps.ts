@@ -1,0 +1,131 @@
+/**
+ * Pipeline steps shared by the three POST endpoints: delay pairing (http-api.md §5.4), rate
+ * limits around OpenID verification (§10), CS API resolution and job registration (§9.1).
+ *
+ * @module
+ */
+import { Secret } from "../ids.ts";
+import type { OpenIdAccessToken, ServerName, UserId } from "../ids.ts";
+import { describeError } from "../log.ts";
+import { ApiError, Errors, Messages } from "./errors.ts";
+import { nonEmpty, type RequestBody } from "./decode.ts";
+import type { AppDeps, DelegationRequest } from "./ports.ts";
+import type { RequestContext } from "./context.ts";
+
+/** Largest `delay_timeout` whose nanoseconds fit a signed 64-bit integer (delegation.md §2). */
+export const MAX_DELAY_TIMEOUT_MS = 9_223_372_036_854n;
+
+/** A requested delegation after the pairing rule. */
+export interface DelayRequest {
+  delayId: Secret<"delay_id">;
+  delayTimeout: bigint;
+}
+
+/**
+ * Applies the pairing rule and the `.`/`..` check; returns undefined when no delegation is
+ * requested. With `required`, delegation must be requested (`/delegate_delayed_leave`).
+ */
+export function checkDelay(
+  body: RequestBody,
+  options: { required: boolean },
+): DelayRequest | undefined {
+  const id = body.delay_id;
+  const timeout = body.delay_timeout ?? 0n;
+  const requested = nonEmpty(id) || timeout > 0n;
+  if (!requested && !options.required) return undefined;
+  if (!nonEmpty(id) || timeout <= 0n) throw Errors.badJson(Messages.missingDelay);
+  if (id === "." || id === "..") throw Errors.badJson(Messages.invalidDelayId);
+  return { delayId: new Secret("delay_id", id), delayTimeout: timeout };
+}
+
+/**
+ * Per-server limit, OpenID verification, claimed-user check and per-user limit, in that order
+ * (http-api.md §7 steps 10–13).
+ */
+export async function verifyUser(
+  deps: AppDeps,
+  options: {
+    ctx: RequestContext;
+    server: ServerName;
+    accessToken: OpenIdAccessToken;
+    claimedUserId: string | undefined;
+    exemptFromServerLimit: boolean;
+  },
+): Promise<UserId> {
+  const { ctx, server } = options;
+  if (!options.exemptFromServerLimit) {
+    const wait = deps.limits.server.take(server);
+    if (wait > 0) {
+      ctx.fields.limit = "server";
+      throw Errors.rateLimited(wait);
+    }
+  }
+  let user: UserId;
+  try {
+    user = await deps.verifier.verify({
+      serverName: server,
+      accessToken: options.accessToken,
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    ctx.fields.openid = "failed";
+    deps.log.warn("OpenID verification failed", {
+      request_id: ctx.id,
+      server_name: server,
+      reason: describeError(err),
+    });
+    throw Errors.unauthorized(err);
+  }
+  ctx.fields.user_id = user;
+  if (options.claimedUserId !== undefined && options.claimedUserId !== user) {
+    deps.log.warn("OpenID verification failed", {
+      request_id: ctx.id,
+      server_name: server,
+      reason: "claimed user mismatch",
+      claimed_user_id: options.claimedUserId,
+      user_id: user,
+    });
+    throw Errors.unauthorized("claimed user mismatch");
+  }
+  const wait = deps.limits.user.take(user);
+  if (wait > 0) {
+    ctx.fields.limit = "user";
+    throw Errors.rateLimited(wait);
+  }
+  return user;
+}
+
+/** Resolves the CS API for a delegation at request time (http-api.md §6.2 step 14). */
+export async function resolveCsApi(
+  deps: AppDeps,
+  options: { ctx: RequestContext; server: ServerName },
+): Promise<void> {
+  let base: { baseUrl: string } | undefined;
+  try {
+    base = await deps.csApi.resolve(options.server, options.ctx.signal);
+  } catch (err) {
+    options.ctx.cause = err;
+    base = undefined;
+  }
+  if (!base) throw Errors.badJson(Messages.csApiUnresolved, options.ctx.cause);
+  options.ctx.fields.cs_api = base.baseUrl;
+}
+
+/** Checks T (delegation.md §2) and registers the job (http-api.md §9.1). */
+export async function registerJob(
+  deps: AppDeps,
+  options: { ctx: RequestContext; request: DelegationRequest; delayTimeout: bigint },
+): Promise<void> {
+  const { delayTimeout } = options;
+  if (deps.shuttingDown()) throw Errors.shuttingDown();
+  if (delayTimeout > MAX_DELAY_TIMEOUT_MS) {
+    throw Errors.badJson(`invalid delay timeout for delayed event job: ${delayTimeout}ms`);
+  }
+  try {
+    await deps.delegation.register({ ...options.request, delayTimeoutMs: Number(delayTimeout) });
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw Errors.internal(err);
+  }
+  options.ctx.fields.delegated = true;
+}

@@ -1,0 +1,230 @@
+/**
+ * LiveKit RoomService over Twirp with protobuf bodies (tokens-and-rooms.md §6).
+ *
+ * Our own client instead of `livekit-server-sdk`'s `RoomServiceClient`: that one uses the global
+ * `fetch` (no custom CA list, no connection pool of ours), takes no deadline from the caller and
+ * drops the path prefix of `LIVEKIT_URL`, which admins behind path-prefixed proxies rely on
+ * (deno-stack.md §2). The message classes come from `@livekit/protocol`.
+ *
+ * @module
+ */
+import { CreateRoomRequest, Room, RoomParticipantIdentity } from "@livekit/protocol";
+import type { Clock } from "../clock.ts";
+import type { LiveKitIdentity, LiveKitRoomAlias, Secret } from "../ids.ts";
+import type { Logger } from "../log.ts";
+import { USER_AGENT } from "../version.ts";
+import { type AdminGrant, mintAdminToken } from "./jwt.ts";
+
+/** Responses larger than this are refused (tokens-and-rooms.md §6.1). */
+export const MAX_TWIRP_RESPONSE = 1024 * 1024;
+/** Whole-call deadlines (tokens-and-rooms.md §6.1). */
+export const CREATE_ROOM_TIMEOUT_MS = 10_000;
+export const GET_PARTICIPANT_TIMEOUT_MS = 5_000;
+/** Room parameters of `CreateRoom` (tokens-and-rooms.md §6.5). */
+export const EMPTY_TIMEOUT_S = 300;
+export const DEPARTURE_TIMEOUT_S = 20;
+
+/** Outcome of a presence lookup (tokens-and-rooms.md §6.6). */
+export type Presence = "present" | "absent" | "unknown";
+
+/** What delegation jobs need from the SFU. */
+export interface ParticipantLookup {
+  getParticipant(
+    room: LiveKitRoomAlias,
+    identity: LiveKitIdentity,
+    signal?: AbortSignal,
+  ): Promise<Presence>;
+}
+
+/** A failed Twirp call, with everything an operator needs to diagnose it. */
+export class TwirpError extends Error {
+  readonly status: number | undefined;
+  readonly code: string | undefined;
+  readonly kind: "transport" | "timeout" | "status";
+
+  constructor(
+    message: string,
+    options: { kind: TwirpError["kind"]; status?: number; code?: string; cause?: unknown },
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "TwirpError";
+    this.kind = options.kind;
+    this.status = options.status;
+    this.code = options.code;
+  }
+}
+
+/** The RoomService calls this service makes. */
+export interface RoomService extends ParticipantLookup {
+  /** Creates (or finds) the room; resolves with the room's creation time in seconds. */
+  createRoom(room: LiveKitRoomAlias): Promise<{ creationTime: bigint }>;
+  close(): void;
+}
+
+/** Options of {@linkcode createRoomService}. */
+export interface RoomServiceOptions {
+  apiBase: string;
+  key: string;
+  secret: Secret;
+  clock: Clock;
+  log: Logger;
+  caCerts?: readonly string[];
+  /** Injected for tests; defaults to `fetch` with a pooled `Deno.HttpClient`. */
+  fetch?: typeof fetch;
+}
+
+interface TwirpErrorBody {
+  code?: unknown;
+  msg?: unknown;
+}
+
+async function readCapped(res: Response, max: number): Promise<Uint8Array> {
+  if (!res.body) return new Uint8Array(0);
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => {});
+      throw new TwirpError(`response larger than ${max} bytes`, { kind: "transport" });
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.byteLength;
+  }
+  return out;
+}
+
+function parseTwirpError(body: Uint8Array): { code?: string; msg?: string } {
+  try {
+    const parsed: TwirpErrorBody = JSON.parse(new TextDecoder().decode(body));
+    return {
+      code: typeof parsed.code === "string" ? parsed.code : undefined,
+      msg: typeof parsed.msg === "string" ? parsed.msg : undefined,
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** Creates the RoomService client with its own connection pool. */
+export function createRoomService(options: RoomServiceOptions): RoomService {
+  const { apiBase, key, secret, clock } = options;
+  const client = options.fetch ? undefined : Deno.createHttpClient({
+    caCerts: options.caCerts ? [...options.caCerts] : undefined,
+  });
+  const doFetch: typeof fetch = options.fetch ??
+    ((input, init) => fetch(input, { ...init, client }));
+
+  async function call(
+    method: string,
+    grant: AdminGrant,
+    body: Uint8Array,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    const token = mintAdminToken({
+      key,
+      secret,
+      grant,
+      nowSeconds: Math.floor(clock.now() / 1000),
+    });
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    let res: Response;
+    try {
+      res = await doFetch(`${apiBase}/twirp/livekit.RoomService/${method}`, {
+        method: "POST",
+        headers: {
+          "Authorization": `Bearer ${token}`,
+          "Content-Type": "application/protobuf",
+          "Accept": "application/protobuf",
+          "User-Agent": USER_AGENT,
+        },
+        body: body as Uint8Array<ArrayBuffer>,
+        redirect: "manual",
+        signal: combined,
+      });
+    } catch (err) {
+      const timedOut = timeout.aborted;
+      throw new TwirpError(
+        timedOut
+          ? `${method} timed out after ${timeoutMs} ms`
+          : `${method} failed: transport error`,
+        { kind: timedOut ? "timeout" : "transport", cause: err },
+      );
+    }
+    let data: Uint8Array;
+    try {
+      data = await readCapped(res, MAX_TWIRP_RESPONSE);
+    } catch (err) {
+      if (err instanceof TwirpError) throw err;
+      const timedOut = timeout.aborted;
+      throw new TwirpError(`${method} failed while reading the response`, {
+        kind: timedOut ? "timeout" : "transport",
+        cause: err,
+      });
+    }
+    if (res.status < 200 || res.status > 299) {
+      const { code, msg } = parseTwirpError(data);
+      const detail = msg ?? new TextDecoder().decode(data.subarray(0, 200)).trim();
+      throw new TwirpError(
+        `${method} answered HTTP ${res.status}${code ? ` (${code})` : ""}${
+          detail ? `: ${detail}` : ""
+        }`,
+        { kind: "status", status: res.status, code },
+      );
+    }
+    return data;
+  }
+
+  return {
+    async createRoom(room) {
+      const body = new CreateRoomRequest({
+        name: room,
+        emptyTimeout: EMPTY_TIMEOUT_S,
+        departureTimeout: DEPARTURE_TIMEOUT_S,
+        maxParticipants: 0,
+      }).toBinary();
+      const data = await call("CreateRoom", { roomCreate: true }, body, CREATE_ROOM_TIMEOUT_MS);
+      try {
+        return { creationTime: Room.fromBinary(data).creationTime };
+      } catch {
+        return { creationTime: 0n };
+      }
+    },
+    async getParticipant(room, identity, signal) {
+      const body = new RoomParticipantIdentity({ room, identity }).toBinary();
+      try {
+        await call(
+          "GetParticipant",
+          { roomAdmin: true, room },
+          body,
+          GET_PARTICIPANT_TIMEOUT_MS,
+          signal,
+        );
+        return "present";
+      } catch (err) {
+        if (err instanceof TwirpError && err.kind === "status" && err.code === "not_found") {
+          return "absent";
+        }
+        options.log.debug("GetParticipant gave no answer", {
+          room,
+          identity,
+          err: err instanceof Error ? err.message : String(err),
+        });
+        return "unknown";
+      }
+    },
+    close() {
+      client?.close();
+    },
+  };
+}

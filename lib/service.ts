@@ -1,0 +1,162 @@
+/**
+ * Assembles the running service from a validated configuration: outbound clients, OpenID
+ * verification, LiveKit, delegation, rate limits, the HTTP listener and the shutdown sequence
+ * (configuration.md §7, http-api.md §1, delegation.md §12).
+ *
+ * @module
+ */
+import { systemClock } from "./clock.ts";
+import type { Config, ConfigNote } from "./config/config.ts";
+import type { Logger } from "./log.ts";
+import { describeError } from "./log.ts";
+import { createRateLimiter } from "./policy/rate_limit.ts";
+import { createRoomService } from "./livekit/room_service.ts";
+import { createRoomCreator } from "./livekit/rooms.ts";
+import { createHandler } from "./http/router.ts";
+import { probeBind, startServer } from "./http/server.ts";
+import { createSystemResolver } from "./net/dns.ts";
+import { createOutboundPolicy } from "./net/ssrf.ts";
+import { createOutbound } from "./net/outbound.ts";
+import { createFederationDiscovery } from "./matrix/federation.ts";
+import { createOpenIdVerifier } from "./matrix/openid.ts";
+import { createCsApiResolver } from "./matrix/cs_api.ts";
+import { startDelegation } from "./delegation/setup.ts";
+import { VERSION } from "./version.ts";
+
+/** Multi-line banners of configuration.md §7. */
+export function startupBanners(config: Config): string[][] {
+  const banners: string[][] = [];
+  if (config.skipVerifyTls) {
+    banners.push([
+      "!!! WARNING: LIVEKIT_INSECURE_SKIP_VERIFY_TLS=YES_I_KNOW_WHAT_I_AM_DOING !!!",
+      "!!! TLS certificates of homeservers, the LiveKit API and Redis are NOT verified. !!!",
+      "!!! Use this only for testing and debugging. !!!",
+    ]);
+  }
+  if (config.fullAccess.wildcard) {
+    const suffix = config.fullAccess.defaulted ? " (default, variable not set)" : "";
+    banners.push([
+      `!!! WARNING: LIVEKIT_FULL_ACCESS_HOMESERVERS is "*"${suffix} !!!`,
+      "!!! Users of every Matrix homeserver may create rooms on this SFU and delegate delayed events. !!!",
+      "!!! Set it to the homeserver(s) you serve, e.g. LIVEKIT_FULL_ACCESS_HOMESERVERS=example.com !!!",
+      "!!! Homeservers reachable only on private addresses must be listed explicitly. !!!",
+    ]);
+  }
+  return banners;
+}
+
+/** A started service. */
+export interface Service {
+  readonly addr: Deno.NetAddr;
+  /** Graceful shutdown; resolves when everything is stopped (bounded, < 10 s). */
+  shutdown(): Promise<void>;
+  readonly finished: Promise<void>;
+}
+
+/** Builds and starts everything; resolves once the listener accepts connections. */
+export async function startService(
+  config: Config,
+  options: { log: Logger; notes: ConfigNote[]; permissions?: string },
+): Promise<Service> {
+  const { log } = options;
+  const clock = systemClock;
+  for (const note of options.notes) log[note.level](note.message);
+  for (const banner of startupBanners(config)) for (const line of banner) log.warn(line);
+
+  probeBind(config.bind);
+
+  const resolver = createSystemResolver({ clock, log });
+  const outbound = createOutbound({
+    policy: createOutboundPolicy(config),
+    resolver,
+    caCerts: config.extraCaCerts,
+    log,
+    clock,
+  });
+  const discovery = createFederationDiscovery({ outbound, resolver, clock, log });
+  const verifier = createOpenIdVerifier({
+    outbound,
+    discovery,
+    federationOverrides: config.federationOverrides,
+    clock,
+    log,
+  });
+  const csApi = createCsApiResolver({ outbound, overrides: config.csApiOverrides, clock, log });
+  const roomService = createRoomService({
+    apiBase: config.livekitApiBase,
+    key: config.livekitKey,
+    secret: config.livekitSecret,
+    clock,
+    log,
+    caCerts: config.extraCaCerts,
+  });
+  const delegation = await startDelegation({
+    config,
+    outbound,
+    csApi,
+    lookup: roomService,
+    clock,
+    log,
+  });
+
+  const now = () => clock.monotonic();
+  let shuttingDown = false;
+  const handler = createHandler({
+    config,
+    clock,
+    log,
+    verifier,
+    csApi,
+    rooms: createRoomCreator(roomService, clock),
+    delegation,
+    limits: {
+      ip: createRateLimiter(config.rateLimitIp, { now }),
+      server: createRateLimiter(config.rateLimitServer, { now }),
+      user: createRateLimiter(config.rateLimitUser, { now }),
+    },
+    shuttingDown: () => shuttingDown,
+  });
+
+  log.info("Starting service", {
+    version: VERSION,
+    LIVEKIT_URL: config.livekitUrl,
+    LIVEKIT_JWT_BIND: config.bind.text,
+    LIVEKIT_FULL_ACCESS_HOMESERVERS: config.fullAccess.wildcard
+      ? ["*", ...config.fullAccess.explicit].join(",")
+      : [...config.fullAccess.explicit].join(","),
+    SkipVerifyTLS: config.skipVerifyTls,
+    SanityCheckInterval: config.sanityCheckIntervalMs === 0
+      ? "disabled"
+      : `${config.sanityCheckIntervalMs / 1000}s`,
+    JwtValiditySeconds: config.jwtValiditySeconds,
+    RestrictedSubscribeOnly: config.restrictedSubscribeOnly,
+    MaxJobsPerUser: config.maxJobsPerUser,
+    MaxJobs: config.maxJobs,
+    Redis: config.redisUrl ? "configured" : "in-memory",
+    permissions: options.permissions,
+  });
+  const server = startServer({ bind: config.bind, handler, log });
+  log.info("Listening", { address: `${server.addr.hostname}:${server.addr.port}` });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    addr: server.addr,
+    finished: server.finished,
+    shutdown() {
+      stopping ??= (async () => {
+        shuttingDown = true;
+        log.info("Shutting down");
+        await server.drain();
+        try {
+          await delegation.shutdown();
+        } catch (err) {
+          log.error("delegation shutdown failed", { err: describeError(err) });
+        }
+        roomService.close();
+        await outbound.close();
+        log.info("Stopped");
+      })();
+      return stopping;
+    },
+  };
+}
