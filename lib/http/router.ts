@@ -71,7 +71,7 @@ export function createHandler(
   async function route(path: string, req: Request, ctx: RequestContext): Promise<Response> {
     if (POST_ROUTES.has(path)) {
       try {
-        return await post(path as PostRoute, req, ctx);
+        return withHeaders(await post(path as PostRoute, req, ctx), CORS_HEADERS);
       } catch (err) {
         throw err instanceof ApiError ? err : Errors.internal(err);
       }
@@ -130,7 +130,7 @@ export function createHandler(
         room: ctx.fields.room,
       });
     } else if (failure?.cause !== undefined && failure.status === 400) {
-      log.warn("request refused", {
+      log[failure.errcode === "M_NOT_JSON" ? "debug" : "warn"]("request refused", {
         request_id: ctx.id,
         path,
         error: failure.message,
