@@ -86,12 +86,13 @@ export interface BindAddress {
   port: number;
 }
 
-/** Parses `host:port`, `:port`, `[v6]:port` (configuration.md §2). */
+/** Parses `host:port`, `:port`, `[v6]:port` (configuration.md §2); port 0–65535. */
 export function parseBind(value: string): BindAddress | undefined {
   const m = /^(?:\[([0-9A-Fa-f:.%a-zA-Z0-9]+)\]|([^\s:[\]]*)):([0-9]{1,5})$/.exec(value);
   if (!m) return undefined;
   const port = Number(m[3]);
-  if (port < 1 || port > 65535) return undefined;
+  // Port 0 asks the kernel for a free port (tests); the `Listening` log line tells which.
+  if (port > 65535) return undefined;
   return { host: m[1] ?? m[2] ?? "", port };
 }
 
