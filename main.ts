@@ -8,8 +8,22 @@ import { ConfigError, envWithFlags, loadConfig } from "./lib/config/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { startService } from "./lib/service.ts";
 import { runHealthcheck } from "./lib/cli/healthcheck.ts";
-import { permissionsSummary } from "./lib/cli/permissions_report.ts";
+import {
+  explainPermissionError,
+  permissionsSummary,
+  revokeStartupPermissions,
+} from "./lib/cli/permissions_report.ts";
+import { describeError } from "./lib/log.ts";
 import { VERSION } from "./lib/version.ts";
+
+/** Files read only while loading the configuration. */
+const STARTUP_FILES = [
+  "LIVEKIT_KEY_FILE",
+  "LIVEKIT_KEY_FROM_FILE",
+  "LIVEKIT_SECRET_FROM_FILE",
+  "LIVEKIT_SECRET_FILE",
+  "SSL_CERT_FILE",
+];
 
 function envLookup(name: string): string | undefined {
   try {
@@ -38,18 +52,19 @@ async function serve(args: string[]): Promise<number> {
   const { config, notes } = loaded;
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   const permissions = permissionsSummary();
-  // Configuration is read: drop what is no longer needed (least privilege).
-  await Deno.permissions.revoke({ name: "env" }).catch(() => {});
-  if (!config.redisUrl?.reveal().startsWith("unix:")) {
-    await Deno.permissions.revoke({ name: "read" }).catch(() => {});
-  }
   let service;
   try {
     service = await startService(config, { log, notes, permissions });
   } catch (err) {
-    stderr(err instanceof Error ? err.message : String(err));
+    stderr(explainPermissionError(err, { purpose: "listen" }) ?? describeError(err));
     return 1;
   }
+  // Everything that reads files or the environment has been built: drop those grants.
+  const revoked = revokeStartupPermissions({
+    readPaths: STARTUP_FILES.map((name) => env(name)).filter((p): p is string => !!p),
+    env: true,
+  });
+  if (revoked.length > 0) log.info("Dropped start-up permissions", { revoked: revoked.join(", ") });
   let signals = 0;
   const onSignal = () => {
     signals++;
@@ -69,8 +84,7 @@ async function serve(args: string[]): Promise<number> {
 
 async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
-  const invokedAs = Deno.execPath().endsWith("-healthcheck") ? "healthcheck" : undefined;
-  switch (invokedAs ?? command) {
+  switch (command) {
     case "healthcheck":
       return await runHealthcheck(envLookup);
     case "--version":
