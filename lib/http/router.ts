@@ -91,11 +91,19 @@ export function createHandler(
     const url = new URL(req.url);
     const path = url.pathname;
     const peer = info.remoteAddr.hostname;
-    const deadline = AbortSignal.timeout(REQUEST_DEADLINE_MS);
+    // One controller per request, released when the handler returns: AbortSignal.timeout()
+    // would keep a 35 s timer (and the request it references) alive after every response.
+    const abort = new AbortController();
+    const onClientGone = () => abort.abort(req.signal.reason);
+    req.signal.addEventListener("abort", onClientGone, { once: true });
+    const deadline = deps.clock.setTimer(
+      REQUEST_DEADLINE_MS,
+      () => abort.abort(new DOMException("request deadline passed", "TimeoutError")),
+    );
     const ctx: RequestContext = {
       id: requestId(),
       clientIp: clientAddress(peer, req.headers.get("x-forwarded-for"), deps.config.trustedProxies),
-      signal: AbortSignal.any([req.signal, deadline]),
+      signal: abort.signal,
       fields: {},
     };
     let res: Response;
@@ -105,6 +113,9 @@ export function createHandler(
     } catch (err) {
       failure = err instanceof ApiError ? err : Errors.internal(err);
       res = failure.toResponse(POST_ROUTES.has(path) ? CORS_HEADERS : {});
+    } finally {
+      deadline.cancel();
+      req.signal.removeEventListener("abort", onClientGone);
     }
     res = withHeaders(res, { "X-Request-Id": ctx.id });
     const fields = {

@@ -4,16 +4,21 @@
  * Our own client instead of `livekit-server-sdk`'s `RoomServiceClient`: that one uses the global
  * `fetch` (no custom CA list, no connection pool of ours), takes no deadline from the caller and
  * drops the path prefix of `LIVEKIT_URL`, which admins behind path-prefixed proxies rely on
- * (deno-stack.md §2). The message classes come from `@livekit/protocol`.
+ * (deno-stack.md §2). Bodies are protobuf, byte-identical to `@livekit/protocol`'s classes
+ * (see `protobuf.ts` for why they are encoded here).
  *
  * @module
  */
-import { CreateRoomRequest, Room, RoomParticipantIdentity } from "@livekit/protocol";
 import type { Clock } from "../clock.ts";
 import type { LiveKitIdentity, LiveKitRoomAlias, Secret } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import { USER_AGENT } from "../version.ts";
 import { type AdminGrant, mintAdminToken } from "./jwt.ts";
+import {
+  decodeRoomCreationTime,
+  encodeCreateRoomRequest,
+  encodeRoomParticipantIdentity,
+} from "./protobuf.ts";
 
 /** Responses larger than this are refused (tokens-and-rooms.md §6.1). */
 export const MAX_TWIRP_RESPONSE = 1024 * 1024;
@@ -187,21 +192,17 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
 
   return {
     async createRoom(room) {
-      const body = new CreateRoomRequest({
+      const body = encodeCreateRoomRequest({
         name: room,
         emptyTimeout: EMPTY_TIMEOUT_S,
         departureTimeout: DEPARTURE_TIMEOUT_S,
         maxParticipants: 0,
-      }).toBinary();
+      });
       const data = await call("CreateRoom", { roomCreate: true }, body, CREATE_ROOM_TIMEOUT_MS);
-      try {
-        return { creationTime: Room.fromBinary(data).creationTime };
-      } catch {
-        return { creationTime: 0n };
-      }
+      return { creationTime: decodeRoomCreationTime(data) ?? 0n };
     },
     async getParticipant(room, identity, signal) {
-      const body = new RoomParticipantIdentity({ room, identity }).toBinary();
+      const body = encodeRoomParticipantIdentity({ room, identity });
       try {
         await call(
           "GetParticipant",

@@ -30,6 +30,14 @@ export interface SpawnOptions {
   waitReady?: boolean;
 }
 
+/** A free loopback port (bound once by the kernel, then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
 /** Base environment for a service pointed at fakes. */
 export function baseEnv(sfuUrl: string): Record<string, string> {
   return {
@@ -95,10 +103,20 @@ export async function spawnService(options: SpawnOptions): Promise<ServiceProces
     }
   }
 
-  let port = 0;
-  if (options.waitReady ?? true) {
+  let port = Number(/:(\d+)$/.exec(options.env.LIVEKIT_JWT_BIND ?? "")?.[1] ?? 0);
+  if ((options.waitReady ?? true) && port === 0) {
     const line = await waitForLog(/Listening address=\S+:(\d+)/);
     port = Number(/:(\d+)$/.exec(line)![1]);
+  } else if (options.waitReady ?? true) {
+    // A fixed port (quiet log levels): poll /healthz like an orchestrator would.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (exited) throw new Error(`service exited:\n${log}`);
+      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`service not healthy in time:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
   return {
     url: `http://127.0.0.1:${port}`,
