@@ -39,7 +39,7 @@ step() { # name, command...
 
 step fmt "$DENO" fmt --check
 step lint "$DENO" lint
-step check "$DENO" check main.ts lib tests scripts
+step check "$DENO" check main.ts lib tests scripts e2e
 
 # Unit and process-level integration tests (fakes on 127.0.0.1 port 0).
 "$DENO" test --allow-all --parallel tests/ 2>&1 | tee "$out/unit.log" | grep -E '^(ok|FAILED) \||FAILED|^error' || true
