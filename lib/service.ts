@@ -22,6 +22,9 @@ import { createOpenIdVerifier } from "./matrix/openid.ts";
 import { createCsApiResolver } from "./matrix/cs_api.ts";
 import { startDelegation } from "./delegation/setup.ts";
 import { VERSION } from "./version.ts";
+import { ServiceMetrics } from "./metrics/metrics.ts";
+import { createReadiness } from "./http/readiness.ts";
+import { startMetricsServer } from "./metrics/server.ts";
 
 /** Multi-line banners of configuration.md §7. */
 export function startupBanners(config: Config): string[][] {
@@ -64,6 +67,7 @@ export async function startService(
   for (const banner of startupBanners(config)) for (const line of banner) log.warn(line);
 
   probeBind(config.bind);
+  const metrics = new ServiceMetrics();
 
   const resolver = createSystemResolver({ clock, log });
   const outbound = createOutbound({
@@ -73,15 +77,22 @@ export async function startService(
     log,
     clock,
   });
-  const discovery = createFederationDiscovery({ outbound, resolver, clock, log });
+  const discovery = createFederationDiscovery({ outbound, resolver, clock, log, metrics });
   const verifier = createOpenIdVerifier({
     outbound,
     discovery,
     federationOverrides: config.federationOverrides,
     clock,
     log,
+    metrics,
   });
-  const csApi = createCsApiResolver({ outbound, overrides: config.csApiOverrides, clock, log });
+  const csApi = createCsApiResolver({
+    outbound,
+    overrides: config.csApiOverrides,
+    clock,
+    log,
+    metrics,
+  });
   const roomService = createRoomService({
     apiBase: config.livekitApiBase,
     key: config.livekitKey,
@@ -89,6 +100,7 @@ export async function startService(
     clock,
     log,
     caCerts: config.extraCaCerts,
+    metrics,
   });
   const delegation = await startDelegation({
     config,
@@ -115,6 +127,13 @@ export async function startService(
       user: createRateLimiter(config.rateLimitUser, { now }),
     },
     shuttingDown: () => shuttingDown,
+    metrics,
+  }, {
+    "/readyz": createReadiness({
+      clock,
+      livekit: roomService,
+      delegation: () => delegation.status(),
+    }),
   });
 
   log.info("Starting service", {
@@ -137,6 +156,19 @@ export async function startService(
   });
   const server = startServer({ bind: config.bind, handler, log });
   log.info("Listening", { address: `${server.addr.hostname}:${server.addr.port}` });
+  const metricsServer = config.metricsBind
+    ? startMetricsServer({
+      bind: config.metricsBind,
+      metrics,
+      log,
+      beforeRender: () => {
+        metrics.jobs.reset();
+        for (const [state, n] of Object.entries(delegation.status().byState)) {
+          metrics.jobs.set({ state }, n);
+        }
+      },
+    })
+    : undefined;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -147,6 +179,7 @@ export async function startService(
         shuttingDown = true;
         log.info("Shutting down");
         await server.drain();
+        await metricsServer?.shutdown();
         try {
           await delegation.shutdown();
         } catch (err) {

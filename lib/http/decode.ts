@@ -11,6 +11,8 @@ import { JsonNumber, type JsonValue, parseStrictJson } from "./json.ts";
 export interface OpenIdTokenBody {
   "access_token"?: string;
   "matrix_server_name"?: string;
+  /** Seconds; bounds how long a verified token is cached. */
+  "expires_in"?: bigint;
 }
 
 /** `member` as sent. */
@@ -88,10 +90,10 @@ export function decodeRequestBody(bytes: Uint8Array): RequestBody {
   let openidToken: OpenIdTokenBody | undefined;
   if (openid) {
     str(openid, "token_type");
-    int(openid, "expires_in");
     openidToken = defined({
       "access_token": str(openid, "access_token"),
       "matrix_server_name": str(openid, "matrix_server_name"),
+      "expires_in": int(openid, "expires_in"),
     });
   }
   const body: RequestBody = {

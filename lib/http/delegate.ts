@@ -42,6 +42,7 @@ export async function handleDelegate(
     server,
     accessToken: new Secret("openid_token", openid.access_token),
     claimedUserId: m.claimed_user_id,
+    expiresIn: openid.expires_in,
     exemptFromServerLimit: isExplicitlyListed(deps.config.fullAccess, server),
   });
   const access = classify(deps.config.fullAccess, server);

@@ -16,6 +16,7 @@ import type {
 } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../policy/rate_limit.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 
 /** OpenID verification (openid-and-discovery.md §1); rejects with the reason on failure. */
 export interface TokenVerifier {
@@ -23,6 +24,7 @@ export interface TokenVerifier {
     serverName: ServerName;
     accessToken: OpenIdAccessToken;
     signal?: AbortSignal;
+    expiresInSeconds?: number;
   }): Promise<UserId>;
 }
 
@@ -65,6 +67,7 @@ export interface AppDeps {
   rooms: RoomEnsurer;
   delegation: DelegationPort;
   limits: { ip: RateLimiter; server: RateLimiter; user: RateLimiter };
+  metrics: ServiceMetrics;
   /** True once graceful shutdown started (http-api.md §1). */
   shuttingDown: () => boolean;
 }

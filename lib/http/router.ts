@@ -27,6 +27,9 @@ export const REQUEST_DEADLINE_MS = 35_000;
 type PostRoute = "/sfu/get" | "/get_token" | "/delegate_delayed_leave";
 const POST_ROUTES = new Set<string>(["/sfu/get", "/get_token", "/delegate_delayed_leave"]);
 
+/** Metric label values for paths: anything else is counted as `other`. */
+const KNOWN_ROUTES = new Set<string>([...POST_ROUTES, "/sfu_webhook", "/healthz", "/readyz"]);
+
 /** Extra routes wired by `main.ts` (readiness, later ones) without touching the router. */
 export type ExtraRoutes = Record<string, (req: Request) => Response | Promise<Response>>;
 
@@ -57,6 +60,7 @@ export function createHandler(
     const wait = deps.limits.ip.take(ctx.clientIp);
     if (wait > 0) {
       ctx.fields.limit = "ip";
+      deps.metrics.rateLimited.inc({ bucket: "ip" });
       throw Errors.rateLimited(wait);
     }
     if (deps.shuttingDown()) throw Errors.shuttingDown();
@@ -118,12 +122,16 @@ export function createHandler(
       req.signal.removeEventListener("abort", onClientGone);
     }
     res = withHeaders(res, { "X-Request-Id": ctx.id });
+    const seconds = (deps.clock.monotonic() - started) / 1000;
+    const routeLabel = KNOWN_ROUTES.has(path) ? path : "other";
+    deps.metrics.requests.inc({ route: routeLabel, status: String(res.status) });
+    deps.metrics.requestDuration.observe({ route: routeLabel }, seconds);
     const fields = {
       request_id: ctx.id,
       method: req.method,
       path,
       status: res.status,
-      duration_ms: Math.round((deps.clock.monotonic() - started) * 10) / 10,
+      duration_ms: Math.round(seconds * 10_000) / 10,
       remote: ctx.clientIp,
       origin: req.headers.get("origin") ?? undefined,
       ...ctx.fields,

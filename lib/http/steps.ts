@@ -7,6 +7,7 @@
 import { Secret } from "../ids.ts";
 import type { OpenIdAccessToken, ServerName, UserId } from "../ids.ts";
 import { describeError } from "../log.ts";
+import type { OpenIdOutcome } from "../metrics/metrics.ts";
 import { ApiError, Errors, Messages } from "./errors.ts";
 import { nonEmpty, type RequestBody } from "./decode.ts";
 import type { AppDeps, DelegationRequest } from "./ports.ts";
@@ -50,6 +51,7 @@ export async function verifyUser(
     accessToken: OpenIdAccessToken;
     claimedUserId: string | undefined;
     exemptFromServerLimit: boolean;
+    expiresIn?: bigint | undefined;
   },
 ): Promise<UserId> {
   const { ctx, server } = options;
@@ -57,18 +59,24 @@ export async function verifyUser(
     const wait = deps.limits.server.take(server);
     if (wait > 0) {
       ctx.fields.limit = "server";
+      deps.metrics.rateLimited.inc({ bucket: "server" });
       throw Errors.rateLimited(wait);
     }
   }
+  const expires = options.expiresIn;
   let user: UserId;
   try {
     user = await deps.verifier.verify({
       serverName: server,
       accessToken: options.accessToken,
       signal: ctx.signal,
+      expiresInSeconds: expires !== undefined && expires > 0n && expires < 2n ** 31n
+        ? Number(expires)
+        : undefined,
     });
   } catch (err) {
     ctx.fields.openid = "failed";
+    deps.metrics.openid.inc({ outcome: openIdOutcome(err) });
     deps.log.warn("OpenID verification failed", {
       request_id: ctx.id,
       server_name: server,
@@ -85,14 +93,41 @@ export async function verifyUser(
       claimed_user_id: options.claimedUserId,
       user_id: user,
     });
+    deps.metrics.openid.inc({ outcome: "user_mismatch" });
     throw Errors.unauthorized("claimed user mismatch");
   }
+  deps.metrics.openid.inc({ outcome: "ok" });
   const wait = deps.limits.user.take(user);
   if (wait > 0) {
     ctx.fields.limit = "user";
+    deps.metrics.rateLimited.inc({ bucket: "user" });
     throw Errors.rateLimited(wait);
   }
   return user;
+}
+
+/** Maps a verification failure onto the metric outcomes of the `openid` counter. */
+export function openIdOutcome(err: unknown): OpenIdOutcome {
+  if (!(err instanceof Error) || !("stage" in err)) return "bad_response";
+  const { stage, status } = err as Error & { stage: string; status?: number };
+  switch (stage) {
+    case "status":
+      return status === 401 ? "unknown_token" : "bad_response";
+    case "sub mismatch":
+      return "user_mismatch";
+    case "tls":
+      return "tls";
+    case "timeout":
+      return "timeout";
+    case "destination not allowed":
+      return "blocked";
+    case "dns":
+    case "connect":
+    case "well-known":
+      return "unreachable";
+    default:
+      return "bad_response";
+  }
 }
 
 /** Resolves the CS API for a delegation at request time (http-api.md §6.2 step 14). */

@@ -74,6 +74,7 @@ export async function handleToken(
     server,
     accessToken: new Secret("openid_token", accessToken),
     claimedUserId: legacy ? undefined : body.member!.claimed_user_id!,
+    expiresIn: openid!.expires_in,
     exemptFromServerLimit: isExplicitlyListed(deps.config.fullAccess, server),
   });
 

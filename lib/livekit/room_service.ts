@@ -13,6 +13,7 @@ import type { Clock } from "../clock.ts";
 import type { LiveKitIdentity, LiveKitRoomAlias, Secret } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import { USER_AGENT } from "../version.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 import { type AdminGrant, mintAdminToken } from "./jwt.ts";
 import {
   decodeRoomCreationTime,
@@ -63,6 +64,11 @@ export class TwirpError extends Error {
 export interface RoomService extends ParticipantLookup {
   /** Creates (or finds) the room; resolves with the room's creation time in seconds. */
   createRoom(room: LiveKitRoomAlias): Promise<{ creationTime: bigint }>;
+  /**
+   * Monotonic time of the last answer that shows the SFU accepted our credentials (any 2xx, or a
+   * Twirp error other than `unauthenticated`/`permission_denied`); undefined before the first.
+   */
+  lastAccepted(): number | undefined;
   close(): void;
 }
 
@@ -76,6 +82,7 @@ export interface RoomServiceOptions {
   caCerts?: readonly string[];
   /** Injected for tests; defaults to `fetch` with a pooled `Deno.HttpClient`. */
   fetch?: typeof fetch;
+  metrics?: Pick<ServiceMetrics, "livekit" | "livekitDuration">;
 }
 
 interface TwirpErrorBody {
@@ -128,7 +135,39 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
   const doFetch: typeof fetch = options.fetch ??
     ((input, init) => fetch(input, { ...init, client }));
 
+  let accepted: number | undefined;
+
   async function call(
+    method: string,
+    grant: AdminGrant,
+    body: Uint8Array,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<Uint8Array> {
+    const started = clock.monotonic();
+    try {
+      const data = await callOnce(method, grant, body, timeoutMs, signal);
+      accepted = clock.monotonic();
+      options.metrics?.livekit.inc({ method, outcome: "ok" });
+      return data;
+    } catch (err) {
+      const outcome = err instanceof TwirpError
+        ? err.kind === "status" ? (err.code ?? `http_${err.status}`) : err.kind
+        : "transport";
+      if (
+        err instanceof TwirpError && err.kind === "status" && err.code !== undefined &&
+        err.code !== "unauthenticated" && err.code !== "permission_denied"
+      ) {
+        accepted = clock.monotonic();
+      }
+      options.metrics?.livekit.inc({ method, outcome });
+      throw err;
+    } finally {
+      options.metrics?.livekitDuration.observe({ method }, (clock.monotonic() - started) / 1000);
+    }
+  }
+
+  async function callOnce(
     method: string,
     grant: AdminGrant,
     body: Uint8Array,
@@ -224,6 +263,7 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
         return "unknown";
       }
     },
+    lastAccepted: () => accepted,
     close() {
       client?.close();
     },

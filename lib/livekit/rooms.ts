@@ -20,7 +20,10 @@ export interface RoomCreator {
 }
 
 /** Wraps a {@linkcode RoomService} with coalescing and the short reuse window. */
-export function createRoomCreator(service: RoomService, clock: Clock): RoomCreator {
+export function createRoomCreator(
+  service: Pick<RoomService, "createRoom">,
+  clock: Clock,
+): RoomCreator {
   const inFlight = new Map<LiveKitRoomAlias, Promise<void>>();
   const created = new Map<LiveKitRoomAlias, number>();
 

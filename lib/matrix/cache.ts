@@ -79,6 +79,11 @@ export class InFlight<K, V> {
     return promise;
   }
 
+  /** Whether a task for `key` is running (a new caller would join it). */
+  has(key: K): boolean {
+    return this.#running.has(key);
+  }
+
   /** Number of tasks running. */
   get size(): number {
     return this.#running.size;

@@ -14,6 +14,7 @@ import type { ServerName } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import { type Outbound, WELL_KNOWN_REDIRECTS } from "../net/outbound.ts";
 import { InFlight, LruCache, raceSignal } from "./cache.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 
 /** A client-server API base URL. */
 export interface CsApiBase {
@@ -39,6 +40,8 @@ export interface CsApiResolverOptions {
   clock: Clock;
   log: Logger;
   maxEntries?: number;
+  /** Counts cache hits and misses. */
+  metrics?: Pick<ServiceMetrics, "discoveryCache">;
 }
 
 const POSITIVE_TTL_MS = 4 * 60 * 60_000;
@@ -167,6 +170,8 @@ export function createCsApiResolver(opts: CsApiResolverOptions): CsApiResolver {
         return Promise.resolve({ baseUrl: override.replace(/\/+$/, ""), guarded: false });
       }
       const entry = cache.get(serverName);
+      const fresh = entry !== undefined && clock.monotonic() < entry.refreshAt;
+      opts.metrics?.discoveryCache.inc({ cache: "cs_api", result: fresh ? "hit" : "miss" });
       if (entry && clock.monotonic() < entry.refreshAt) {
         if (entry.fresh && entry.good) {
           return Promise.resolve({ baseUrl: entry.good.baseUrl, guarded: true });

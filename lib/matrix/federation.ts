@@ -13,6 +13,7 @@ import type { Logger } from "../log.ts";
 import type { Resolver, SrvRecord } from "../net/dns.ts";
 import { type Outbound, OutboundError, WELL_KNOWN_REDIRECTS } from "../net/outbound.ts";
 import { InFlight, LruCache, raceSignal } from "./cache.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 import { parseServerName } from "./server_name.ts";
 
 /** One place to send a federation request. */
@@ -53,6 +54,8 @@ export interface FederationDiscoveryOptions {
   clock: Clock;
   log: Logger;
   maxEntries?: number;
+  /** Counts cache hits and misses. */
+  metrics?: Pick<ServiceMetrics, "discoveryCache">;
 }
 
 const MINUTE = 60_000;
@@ -210,9 +213,11 @@ export function createFederationDiscovery(opts: FederationDiscoveryOptions): Fed
   function wellKnown(hostname: string, notes: string[], signal?: AbortSignal) {
     const entry = cache.get(hostname);
     if (entry && clock.monotonic() < entry.refreshAt) {
+      opts.metrics?.discoveryCache.inc({ cache: "well_known", result: "hit" });
       if (entry.server === undefined) notes.push("well-known: cached failure");
       return Promise.resolve(entry.server);
     }
+    opts.metrics?.discoveryCache.inc({ cache: "well_known", result: "miss" });
     return raceSignal(flights.run(hostname, () => refresh(hostname, notes)), signal);
   }
 

@@ -22,6 +22,7 @@ import { type OpenIdAccessToken, type ServerName, type UserId, userId } from "..
 import type { Logger } from "../log.ts";
 import { type Outbound, OutboundError, type OutboundFailure, redactUrl } from "../net/outbound.ts";
 import { InFlight, LruCache, raceSignal } from "./cache.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 import { type Destination, DiscoveryError, type FederationDiscovery } from "./federation.ts";
 import { parseServerName } from "./server_name.ts";
 
@@ -94,6 +95,8 @@ export interface OpenIdVerifierOptions {
   /** Verifications in flight, default 128. */
   maxConcurrent?: number;
   maxEntries?: number;
+  /** Counts cache hits, misses and coalesced verifications. */
+  metrics?: Pick<ServiceMetrics, "openidCache">;
 }
 
 const VERIFY_BUDGET_MS = 30_000;
@@ -336,9 +339,11 @@ export function createOpenIdVerifier(opts: OpenIdVerifierOptions): OpenIdVerifie
       const key = `${serverName}\n${digest}`;
       const hit = cache.get(key);
       if (hit && hit.expiresAt > clock.monotonic()) {
+        opts.metrics?.openidCache.inc({ result: "hit" });
         if (hit.user !== undefined) return hit.user;
         if (hit.error) throw hit.error;
       }
+      opts.metrics?.openidCache.inc({ result: flights.has(key) ? "coalesced" : "miss" });
       const shared = flights.run(key, async () => {
         const user = await verifyShared(serverName, token, key);
         let ttl = SUCCESS_TTL_MS;

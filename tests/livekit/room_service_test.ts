@@ -117,8 +117,6 @@ Deno.test("rooms: concurrent creations share one call; reuse within 5 s only", a
       await gate;
       return { creationTime: 0n };
     },
-    getParticipant: () => Promise.resolve("unknown"),
-    close() {},
   }, clock);
   const all = Promise.all([1, 2, 3].map(() => creator.ensureRoom(room)));
   release();
@@ -140,8 +138,6 @@ Deno.test("rooms: a failed creation is not remembered", async () => {
       calls++;
       return Promise.reject(new Error("boom"));
     },
-    getParticipant: () => Promise.resolve("unknown"),
-    close() {},
   }, new ManualClock());
   await assert.rejects(() => creator.ensureRoom(room));
   await assert.rejects(() => creator.ensureRoom(room));

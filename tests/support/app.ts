@@ -13,6 +13,7 @@ import { silentLogger } from "../../lib/log.ts";
 import { createRateLimiter } from "../../lib/policy/rate_limit.ts";
 import { ApiError } from "../../lib/http/errors.ts";
 import { ManualClock } from "./manual_clock.ts";
+import { ServiceMetrics } from "../../lib/metrics/metrics.ts";
 
 /** What the stand-ins saw. */
 export interface Recorded {
@@ -37,6 +38,7 @@ export interface AppOptions {
 /** A handler plus a `call` helper. */
 export interface TestApp {
   recorded: Recorded;
+  metrics: ServiceMetrics;
   clock: ManualClock;
   call(path: string, init?: RequestInit & { peer?: string }): Promise<Response>;
   post(path: string, body: unknown): Promise<Response>;
@@ -59,6 +61,7 @@ export function testApp(options: AppOptions = {}): TestApp {
     "bobtoken": "@bob:other.org",
   };
   const now = () => clock.monotonic();
+  const metrics = new ServiceMetrics();
   const deps: AppDeps = {
     config,
     clock,
@@ -103,6 +106,7 @@ export function testApp(options: AppOptions = {}): TestApp {
       user: createRateLimiter(config.rateLimitUser, { now }),
     },
     shuttingDown: () => options.shuttingDown ?? false,
+    metrics,
   };
   const handler = createHandler(deps, options.extra);
   async function call(path: string, init: RequestInit & { peer?: string } = {}) {
@@ -114,6 +118,7 @@ export function testApp(options: AppOptions = {}): TestApp {
   }
   return {
     recorded,
+    metrics,
     clock,
     call,
     post: (path, body) =>

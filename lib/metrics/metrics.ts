@@ -1,0 +1,157 @@
+/**
+ * The service's metric families (Prometheus, exposed on `LIVEKIT_METRICS_BIND`). Modules receive
+ * the one {@linkcode ServiceMetrics} instance through their options; tests read values back.
+ *
+ * Label values are always from small fixed sets (routes, outcomes, event names): never user IDs,
+ * room names or server names, so series cannot be multiplied by clients.
+ *
+ * @module
+ */
+import { VERSION } from "../version.ts";
+import { Counter, Gauge, Histogram, Registry } from "./registry.ts";
+
+/** OpenID verification outcomes. */
+export type OpenIdOutcome =
+  | "ok"
+  | "unknown_token"
+  | "user_mismatch"
+  | "unreachable"
+  | "tls"
+  | "timeout"
+  | "bad_response"
+  | "blocked";
+
+/** All metric families of the service. */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = this.registry.register(
+    new Counter(
+      "lk_jwt_http_requests_total",
+      "HTTP requests by route and status.",
+      [
+        "route",
+        "status",
+      ] as const,
+    ),
+  );
+  readonly requestDuration = this.registry.register(
+    new Histogram(
+      "lk_jwt_http_request_duration_seconds",
+      "HTTP request latency by route.",
+      [
+        "route",
+      ] as const,
+    ),
+  );
+  readonly openid = this.registry.register(
+    new Counter(
+      "lk_jwt_openid_verifications_total",
+      "OpenID verifications by outcome.",
+      [
+        "outcome",
+      ] as const,
+    ),
+  );
+  readonly openidCache = this.registry.register(
+    new Counter(
+      "lk_jwt_openid_cache_total",
+      "OpenID verification cache lookups (hit, miss, coalesced).",
+      ["result"] as const,
+    ),
+  );
+  readonly discoveryCache = this.registry.register(
+    new Counter(
+      "lk_jwt_discovery_cache_total",
+      "Discovery cache lookups by cache (well_known, cs_api) and result (hit, miss).",
+      ["cache", "result"] as const,
+    ),
+  );
+  readonly livekit = this.registry.register(
+    new Counter(
+      "lk_jwt_livekit_requests_total",
+      "LiveKit RoomService calls by method and outcome.",
+      [
+        "method",
+        "outcome",
+      ] as const,
+    ),
+  );
+  readonly livekitDuration = this.registry.register(
+    new Histogram(
+      "lk_jwt_livekit_request_duration_seconds",
+      "LiveKit RoomService latency.",
+      [
+        "method",
+      ] as const,
+    ),
+  );
+  readonly jobs = this.registry.register(
+    new Gauge("lk_jwt_delegation_jobs", "Live delegation jobs by state.", ["state"] as const),
+  );
+  readonly restarts = this.registry.register(
+    new Counter(
+      "lk_jwt_delegation_restarts_total",
+      "Delayed-event restart attempts by outcome.",
+      [
+        "outcome",
+      ] as const,
+    ),
+  );
+  readonly sends = this.registry.register(
+    new Counter(
+      "lk_jwt_delegation_sends_total",
+      "Delayed-event send attempts by outcome.",
+      [
+        "outcome",
+      ] as const,
+    ),
+  );
+  readonly retries = this.registry.register(
+    new Counter("lk_jwt_delegation_retries_total", "Retries by action.", ["action"] as const),
+  );
+  readonly webhooks = this.registry.register(
+    new Counter(
+      "lk_jwt_webhooks_total",
+      "SFU webhooks by event and verdict.",
+      [
+        "event",
+        "verdict",
+      ] as const,
+    ),
+  );
+  readonly rateLimited = this.registry.register(
+    new Counter(
+      "lk_jwt_rate_limited_total",
+      "Requests refused by a rate limit, by bucket.",
+      [
+        "bucket",
+      ] as const,
+    ),
+  );
+  readonly redisErrors = this.registry.register(
+    new Counter(
+      "lk_jwt_redis_errors_total",
+      "Redis operations that failed, by operation.",
+      [
+        "op",
+      ] as const,
+    ),
+  );
+  readonly buildInfo = this.registry.register(
+    new Gauge("lk_jwt_build_info", "Build information (always 1).", ["version"] as const),
+  );
+  readonly rss = this.registry.register(
+    new Gauge("lk_jwt_process_resident_memory_bytes", "Resident memory of the process.", []),
+  );
+
+  constructor() {
+    this.buildInfo.set({ version: VERSION }, 1);
+    this.rss.collect = (g) => g.set(undefined, Deno.memoryUsage().rss);
+  }
+
+  /** Prometheus text exposition. */
+  render(): string {
+    return this.registry.render();
+  }
+}
