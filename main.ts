@@ -8,6 +8,7 @@ import { ConfigError, envWithFlags, loadConfig } from "./lib/config/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { startService } from "./lib/service.ts";
 import { runHealthcheck } from "./lib/cli/healthcheck.ts";
+import { runCheckConfig } from "./lib/cli/check_config.ts";
 import {
   explainPermissionError,
   permissionsSummary,
@@ -87,6 +88,8 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case "healthcheck":
       return await runHealthcheck(envLookup);
+    case "check-config":
+      return await runCheckConfig(rest, envLookup);
     case "--version":
     case "version":
       console.log(`lk-jwt-service ${VERSION}`);

@@ -20,6 +20,7 @@ import {
   splitList,
 } from "./parse.ts";
 import { resolveKeys } from "./keys.ts";
+import { parseRedisUrl } from "../store/redis_url.ts";
 
 /** Exact value that enables `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` (D11). */
 export const SKIP_VERIFY_VALUE = "YES_I_KNOW_WHAT_I_AM_DOING";
@@ -527,25 +528,24 @@ function parseOutboundAllow(raw: string, problems: string[]) {
 
 /** Why a Redis URL is unusable, or undefined if it is fine (delegation.md §10.3). */
 export function redisUrlProblem(raw: string): string | undefined {
-  let url: URL;
   try {
-    url = new URL(raw);
-  } catch {
-    return "not an absolute URL";
+    parseRedisUrl(raw);
+    return undefined;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
   }
-  if (url.protocol === "unix:") return url.pathname === "" ? "missing socket path" : undefined;
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    return `unsupported scheme ${
-      quote(url.protocol.replace(/:$/, ""))
-    }, expected redis, rediss or unix`;
-  }
-  if (url.hostname === "") return "missing host";
-  const db = url.pathname.replace(/^\//, "");
-  if (db !== "" && !/^[0-9]+$/.test(db)) return `invalid database number ${quote(db)}`;
-  return undefined;
 }
 
-/** The Redis URL with its password replaced by `***`, for messages. */
+/**
+ * The Redis URL with its credentials replaced by `***`, for messages. Everything between
+ * `scheme://` and the last `@` is user information (a password may itself contain `@` or `/`);
+ * a user name before the first `:` is kept.
+ */
 export function maskRedisUrl(raw: string): string {
-  return raw.replace(/^([a-z]+:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@([^@]*)$/is.exec(raw);
+  if (!m) return raw;
+  const userinfo = m[2]!;
+  const colon = userinfo.indexOf(":");
+  const user = colon < 0 ? "" : userinfo.slice(0, colon);
+  return `${m[1]}${user}:***@${m[3]}`;
 }
