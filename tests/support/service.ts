@@ -112,7 +112,9 @@ export async function spawnService(options: SpawnOptions): Promise<ServiceProces
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (exited) throw new Error(`service exited:\n${log}`);
-      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() => false);
+      const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok).catch(() =>
+        false
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`service not healthy in time:\n${log}`);
       await new Promise((r) => setTimeout(r, 50));

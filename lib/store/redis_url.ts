@@ -1,0 +1,92 @@
+/**
+ * `LIVEKIT_REDIS_URL` forms (delegation.md §10.3): `redis://[user:password@]host[:port][/db]`,
+ * `rediss://…` (TLS) and `unix:///path/to/socket[?db=N]`; default port 6379, DB 0; unknown
+ * query parameters are ignored with a WARN. The result never carries the raw URL, so the
+ * password cannot reach a log line by accident.
+ *
+ * @module
+ */
+
+/** Where and how to connect. */
+export interface RedisTarget {
+  transport: "tcp" | "tls" | "unix";
+  /** Host name or address (tcp/tls), without IPv6 brackets. */
+  host: string;
+  port: number;
+  /** Socket path (unix). */
+  path: string;
+  username: string | undefined;
+  password: string | undefined;
+  database: number;
+  /** Query parameters that were ignored (for the WARN). */
+  ignoredParams: string[];
+  /** `host:port` or the socket path, safe to log. */
+  display: string;
+}
+
+const DEFAULT_PORT = 6379;
+
+/**
+ * Parses a Redis URL.
+ *
+ * @throws {TypeError} with the cause text of the startup error (configuration.md).
+ */
+export function parseRedisUrl(raw: string): RedisTarget {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new TypeError("not an absolute URL");
+  }
+  const ignoredParams: string[] = [];
+  let database = 0;
+  for (const [name, value] of url.searchParams) {
+    if (url.protocol === "unix:" && name === "db") database = parseDb(value);
+    else ignoredParams.push(name);
+  }
+  const username = url.username === "" ? undefined : decodeURIComponent(url.username);
+  const password = url.password === "" ? undefined : decodeURIComponent(url.password);
+  if (url.protocol === "unix:") {
+    const path = decodeURIComponent(url.pathname);
+    if (path === "" || path === "/") throw new TypeError("missing socket path");
+    return {
+      transport: "unix",
+      host: "",
+      port: 0,
+      path,
+      username,
+      password,
+      database,
+      ignoredParams,
+      display: path,
+    };
+  }
+  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+    throw new TypeError(
+      `unsupported scheme "${url.protocol.replace(/:$/, "")}", expected redis, rediss or unix`,
+    );
+  }
+  if (url.hostname === "") throw new TypeError("missing host");
+  const dbText = url.pathname.replace(/^\//, "");
+  if (dbText !== "") database = parseDb(dbText);
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  const port = url.port === "" ? DEFAULT_PORT : Number(url.port);
+  return {
+    transport: url.protocol === "rediss:" ? "tls" : "tcp",
+    host,
+    port,
+    path: "",
+    username,
+    password,
+    database,
+    ignoredParams,
+    display: `${url.hostname}:${port}`,
+  };
+}
+
+function parseDb(text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) > 2 ** 31 - 1) {
+    throw new TypeError(`invalid database number "${text}"`);
+  }
+  return Number(text);
+}
