@@ -37,7 +37,12 @@ export class ManualClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const entry: Pending = { at: this.#mono + Math.max(0, ms), seq: this.#seq++, fn, cancelled: false };
+    const entry: Pending = {
+      at: this.#mono + Math.max(0, ms),
+      seq: this.#seq++,
+      fn,
+      cancelled: false,
+    };
     this.#pending.push(entry);
     return { cancel: () => void (entry.cancelled = true) };
   }

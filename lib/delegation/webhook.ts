@@ -1,0 +1,155 @@
+/**
+ * The `/sfu_webhook` endpoint (http-api.md §11, D8), checked in this order: method `POST`;
+ * not shutting down; body ≤ 1 MiB read as raw bytes; `Authorization` present (raw JWT, a
+ * `Bearer ` prefix tolerated); header `alg` HS256, claim `iss` = `LIVEKIT_KEY`, signature valid
+ * with `LIVEKIT_SECRET`; `exp` present and not passed, `nbf` not in the future (60 s leeway);
+ * claim `sha256` = padded base64 of SHA-256 over the exact body bytes (constant-time); only then
+ * the body is parsed; redelivered event IDs are ignored; the event is mapped to a job signal
+ * (delegation.md §8) and handed to the manager. No CORS on this path.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { Clock } from "../clock.ts";
+import { MAX_WEBHOOK_BODY, readBodyLimited } from "../http/body.ts";
+import { ApiError, Errors } from "../http/errors.ts";
+import type { Secret } from "../ids.ts";
+import { describeError, type Logger } from "../log.ts";
+import type { JobSignal } from "./state_machine.ts";
+import { EventIdCache, parseWebhookEvent, signalForEvent } from "./webhook_events.ts";
+
+/** Clock skew tolerated on `exp` and `nbf`, in seconds. */
+export const WEBHOOK_LEEWAY_S = 60;
+
+/** What the webhook checks a token against. */
+export interface WebhookKeys {
+  key: string;
+  secret: Secret;
+}
+
+function decodeJsonPart(part: string): Record<string, unknown> | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(part)) return undefined;
+  try {
+    const v: unknown = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(Buffer.from(part, "base64url")),
+    );
+    return typeof v === "object" && v !== null && !Array.isArray(v)
+      ? v as Record<string, unknown>
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * Verifies a webhook token for `body` (steps 5–7 of http-api.md §11).
+ *
+ * @returns undefined when valid, else a reason for the WARN log (never the token).
+ */
+export function verifyWebhookToken(
+  token: string,
+  options: { body: Uint8Array; keys: WebhookKeys; nowMs: number },
+): string | undefined {
+  const parts = token.split(".");
+  if (parts.length !== 3) return "token is not a JWT";
+  const [h, p, s] = parts as [string, string, string];
+  const header = decodeJsonPart(h);
+  if (!header) return "unreadable token header";
+  if (header.alg !== "HS256") return "token algorithm is not HS256";
+  const claims = decodeJsonPart(p);
+  if (!claims) return "unreadable token claims";
+  if (claims.iss !== options.keys.key) return "token issuer is not the configured API key";
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) return "malformed token signature";
+  const expected = createHmac("sha256", options.keys.secret.reveal()).update(`${h}.${p}`).digest();
+  if (!constantTimeEqual(new Uint8Array(Buffer.from(s, "base64url")), new Uint8Array(expected))) {
+    return "invalid token signature";
+  }
+  const now = options.nowMs / 1000;
+  if (typeof claims.exp !== "number") return "token has no exp claim";
+  if (now > claims.exp + WEBHOOK_LEEWAY_S) return "token expired";
+  if (claims.nbf !== undefined) {
+    if (typeof claims.nbf !== "number") return "token nbf claim is not a number";
+    if (claims.nbf > now + WEBHOOK_LEEWAY_S) return "token not valid yet";
+  }
+  if (typeof claims.sha256 !== "string") return "token has no sha256 claim";
+  const digest = createHash("sha256").update(options.body).digest("base64");
+  if (!constantTimeEqual(Buffer.from(claims.sha256, "utf8"), Buffer.from(digest, "utf8"))) {
+    return "body checksum does not match the token";
+  }
+  return undefined;
+}
+
+/** Options of {@linkcode createWebhookHandler}. */
+export interface WebhookHandlerOptions {
+  keys: WebhookKeys;
+  clock: Clock;
+  log: Logger;
+  shuttingDown: () => boolean;
+  /** Hands a signal to the job of exactly this key. */
+  deliver: (room: string, identity: string, signal: JobSignal) => void;
+  events?: EventIdCache;
+}
+
+/** Builds the complete `/sfu_webhook` handler. */
+export function createWebhookHandler(
+  options: WebhookHandlerOptions,
+): (req: Request) => Promise<Response> {
+  const { clock, log } = options;
+  const events = options.events ?? new EventIdCache();
+  const unauthorized = (reason: string) => {
+    log.warn("Rejected webhook", { reason });
+    return Errors.unauthorized().toResponse();
+  };
+  return async (req) => {
+    if (req.method !== "POST") {
+      await req.body?.cancel().catch(() => {});
+      return new Response(null, { status: 405, headers: { Allow: "POST" } });
+    }
+    if (options.shuttingDown()) return Errors.shuttingDown().toResponse();
+    let body: Uint8Array;
+    try {
+      body = await readBodyLimited(req, { maxBytes: MAX_WEBHOOK_BODY });
+    } catch (err) {
+      if (err instanceof ApiError) return err.toResponse();
+      return Errors.notJson(err).toResponse();
+    }
+    let token = req.headers.get("authorization");
+    if (token === null || token === "") return unauthorized("missing Authorization header");
+    if (token.startsWith("Bearer ")) token = token.slice("Bearer ".length);
+    const problem = verifyWebhookToken(token, { body, keys: options.keys, nowMs: clock.now() });
+    if (problem) return unauthorized(problem);
+    let event;
+    try {
+      event = parseWebhookEvent(body);
+    } catch (err) {
+      log.debug("Unreadable webhook body", { err: describeError(err) });
+      return Errors.notJson().toResponse();
+    }
+    const now = clock.monotonic();
+    if (event.id !== "" && events.has(event.id, now)) {
+      log.debug("Duplicate webhook event ignored", { id: event.id, event: event.event });
+      return new Response(null, { status: 200 });
+    }
+    const signal = signalForEvent(event);
+    if (signal) {
+      log.debug("Webhook event", {
+        id: event.id,
+        event: event.event,
+        room: event.room,
+        identity: event.identity,
+        signal,
+      });
+      options.deliver(event.room, event.identity, signal);
+    } else {
+      log.debug("Webhook event ignored", { id: event.id, event: event.event });
+    }
+    if (event.id !== "") events.add(event.id, now);
+    return new Response(null, { status: 200 });
+  };
+}
