@@ -62,24 +62,23 @@ try {
   const warm = await fetch(`${svc.url}/get_token`, { method: "POST", body });
   if (warm.status !== 200) throw new Error(`warm-up answered ${warm.status}: ${await warm.text()}`);
   await warm.body?.cancel();
-  const out = await new Deno.Command("wrk", {
-    args: [
-      "-t2",
-      `-c${connections}`,
-      `-d${seconds}s`,
-      "--latency",
-      "-s",
-      lua,
-      `${svc.url}/get_token`,
-    ],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error("wrk failed (apt-get install wrk)");
-  const rss = await Deno.readTextFile(`/proc/${svc.pid}/status`).then((s) =>
-    /VmRSS:\s+(\d+)/.exec(s)?.[1]
-  );
-  console.log(`service RSS after the run: ${Math.round(Number(rss) / 1024)} MiB`);
+  for (let round = 1; round <= rounds; round++) {
+    const out = await new Deno.Command("wrk", {
+      args: [
+        "-t2",
+        `-c${connections}`,
+        `-d${seconds}s`,
+        "--latency",
+        "-s",
+        lua,
+        `${svc.url}/get_token`,
+      ],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!out.success) throw new Error("wrk failed (apt-get install wrk)");
+    console.log(`service RSS after round ${round}: ${await rssMiB()} MiB`);
+  }
   console.log(
     `userinfo requests: ${hs.count("/_matrix/federation/v1/openid/userinfo")}, CreateRoom calls: ${
       sfu.calls.filter((c) => c.method === "CreateRoom").length
