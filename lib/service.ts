@@ -109,6 +109,7 @@ export async function startService(
     lookup: roomService,
     clock,
     log,
+    metrics,
   });
 
   const now = () => clock.monotonic();

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { DelegationWatch } from "./watch.ts";
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
 import type { DelayId, ServerName } from "../ids.ts";
@@ -80,9 +81,13 @@ export class DelayedEventClient {
   /** Encoded path segments per `delay_id` (each job restarts every 0.8·T). */
   readonly #segments = new WeakMap<DelayId, string>();
 
-  constructor(options: { outbound: Outbound; clock: Clock }) {
+  /** Sees every outcome and retry (metrics, operational warnings). */
+  readonly watch: DelegationWatch | undefined;
+
+  constructor(options: { outbound: Outbound; clock: Clock; watch?: DelegationWatch }) {
     this.#outbound = options.outbound;
     this.#clock = options.clock;
+    this.watch = options.watch;
   }
 
   /** Number of POSTs currently in flight. */
@@ -96,7 +101,10 @@ export class DelayedEventClient {
    * deliberately not tied to the job's cancellation: a POST in flight may finish (§4).
    */
   call(call: DelayedEventCall): Promise<CallOutcome> {
-    const p = this.#call(call);
+    const p = this.#call(call).then((outcome) => {
+      this.watch?.callOutcome(call, outcome);
+      return outcome;
+    });
     this.#inFlight.add(p);
     p.finally(() => this.#inFlight.delete(p));
     return p;
@@ -186,6 +194,7 @@ export function callWithRetry(
           action: call.action,
           retry_after_ms: outcome.retryAfterMs,
         });
+        calls.watch?.retry(call.action);
         return { kind: "retry", value: outcome, hintMs: outcome.retryAfterMs };
       default:
         log.debug("Delayed-event call failed", {
@@ -193,6 +202,7 @@ export function callWithRetry(
           base: call.base.baseUrl,
           detail: outcome.detail,
         });
+        calls.watch?.retry(call.action);
         return { kind: "retry", value: outcome };
     }
   }, { clock, budgetMs: call.budgetMs, signal: call.signal });

@@ -25,6 +25,7 @@ import {
 import type { JobStore, WriteResult } from "../store/job_store.ts";
 import type { RestorePlan } from "../store/restore.ts";
 import { DelayedEventClient } from "./homeserver.ts";
+import type { DelegationWatch } from "./watch.ts";
 import { Scheduler } from "./scheduler.ts";
 import { Job, type JobDeps, jobLogger, type JobParams } from "./job.ts";
 import type { CsApiResolver, DelegationRequest, Outbound, ParticipantLookup } from "./ports.ts";
@@ -50,6 +51,7 @@ export interface JobManagerOptions {
   sanityIntervalMs: number;
   /** Timer coalescing of the job scheduler; default {@linkcode TIMER_RESOLUTION_MS}. */
   timerResolutionMs?: number;
+  watch?: DelegationWatch;
 }
 
 /**
@@ -78,7 +80,11 @@ export class JobManager {
       log: options.log,
       lookup: options.lookup,
       csApi: options.csApi,
-      calls: new DelayedEventClient({ outbound: options.outbound, clock: options.clock }),
+      calls: new DelayedEventClient({
+        outbound: options.outbound,
+        clock: options.clock,
+        watch: options.watch,
+      }),
       sanityIntervalMs: options.sanityIntervalMs,
       tasks: new Set(),
       onDone: (job) => this.#onDone(job),

@@ -28,6 +28,8 @@ import type {
   ParticipantLookup,
 } from "./ports.ts";
 import { createWebhookHandler } from "./webhook.ts";
+import { DelegationWatch } from "./watch.ts";
+import type { ServiceMetrics } from "../metrics/metrics.ts";
 
 /** How long start-up waits for Redis to answer `PING` (delegation.md §10.3). */
 export const STARTUP_PING_MS = 5_000;
@@ -46,6 +48,8 @@ export interface StartDelegationOptions {
   backend?: HashBackend;
   /** Job timer coalescing (tests pass 0 for exact timings); default 20 ms. */
   timerResolutionMs?: number;
+  /** Delegation metrics (restarts, sends, retries, webhooks, Redis errors). */
+  metrics?: ServiceMetrics;
 }
 
 /**
@@ -79,7 +83,18 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     });
     backend = redis;
   }
-  const store = new JobStore({ backend, clock, log: storeLog });
+  const watch: DelegationWatch = new DelegationWatch({
+    clock,
+    log: log.child({ component: "delegation" }),
+    metrics: options.metrics,
+    jobCount: (): number => manager.size,
+  });
+  const store = new JobStore({
+    backend,
+    clock,
+    log: storeLog,
+    onError: (op) => watch.storeError(op),
+  });
   const manager = new JobManager({
     clock,
     log: log.child({ component: "delegation" }),
@@ -91,6 +106,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     maxJobsPerUser: config.maxJobsPerUser,
     sanityIntervalMs: config.sanityCheckIntervalMs,
     timerResolutionMs: options.timerResolutionMs,
+    watch,
   });
 
   function runRestore(): Promise<void> {
@@ -114,6 +130,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
           log.warn("Restore corrections not yet written to Redis; retrying in the background");
         }
       } catch (err) {
+        watch.storeError("hgetall");
         log.error("Could not restore delegation jobs from Redis; starting without them", {
           err: describeError(err),
         });
@@ -155,7 +172,9 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     log: log.child({ component: "webhook" }),
     shuttingDown: () => manager.shuttingDown,
     deliver: (room, identity, signal) => manager.deliver(room, identity, signal),
+    watch,
   });
+  watch.start();
 
   let stopping: Promise<void> | undefined;
   return {
@@ -163,6 +182,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     handleWebhook: webhook,
     shutdown() {
       stopping ??= (async () => {
+        watch.stop();
         const live = await manager.shutdown();
         if (restoring) {
           let timer: Timer | undefined;

@@ -7,6 +7,10 @@
  * the body is parsed; redelivered event IDs are ignored; the event is mapped to a job signal
  * (delegation.md §8) and handed to the manager. No CORS on this path.
  *
+ * Verified here over the raw body bytes rather than with `livekit-server-sdk`'s
+ * `WebhookReceiver`, which hashes a re-decoded string, allows 10 s of clock skew instead of the
+ * reference's 60 s, and parses before checking every claim (deno-stack.md §2).
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
@@ -17,6 +21,7 @@ import { ApiError, Errors } from "../http/errors.ts";
 import type { Secret } from "../ids.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { JobSignal } from "./state_machine.ts";
+import type { DelegationWatch } from "./watch.ts";
 import { EventIdCache, parseWebhookEvent, signalForEvent } from "./webhook_events.ts";
 
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
@@ -94,6 +99,7 @@ export interface WebhookHandlerOptions {
   /** Hands a signal to the job of exactly this key. */
   deliver: (room: string, identity: string, signal: JobSignal) => void;
   events?: EventIdCache;
+  watch?: DelegationWatch;
 }
 
 /** Builds the complete `/sfu_webhook` handler. */
@@ -104,6 +110,7 @@ export function createWebhookHandler(
   const events = options.events ?? new EventIdCache();
   const unauthorized = (reason: string) => {
     log.warn("Rejected webhook", { reason });
+    options.watch?.webhook("", "unauthorized");
     return Errors.unauthorized().toResponse();
   };
   return async (req) => {
@@ -129,11 +136,13 @@ export function createWebhookHandler(
       event = parseWebhookEvent(body);
     } catch (err) {
       log.debug("Unreadable webhook body", { err: describeError(err) });
+      options.watch?.webhook("", "bad_body");
       return Errors.notJson().toResponse();
     }
     const now = clock.monotonic();
     if (event.id !== "" && events.has(event.id, now)) {
       log.debug("Duplicate webhook event ignored", { id: event.id, event: event.event });
+      options.watch?.webhook(event.event, "duplicate");
       return new Response(null, { status: 200 });
     }
     const signal = signalForEvent(event);
@@ -146,8 +155,10 @@ export function createWebhookHandler(
         signal,
       });
       options.deliver(event.room, event.identity, signal);
+      options.watch?.webhook(event.event, "accepted");
     } else {
       log.debug("Webhook event ignored", { id: event.id, event: event.event });
+      options.watch?.webhook(event.event, "ignored");
     }
     if (event.id !== "") events.add(event.id, now);
     return new Response(null, { status: 200 });

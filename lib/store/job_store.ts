@@ -52,10 +52,15 @@ export class JobStore {
   #suppressed = 0;
   #closed = false;
 
-  constructor(options: { backend?: HashBackend; clock: Clock; log: Logger }) {
+  readonly #onError: ((op: string) => void) | undefined;
+
+  constructor(
+    options: { backend?: HashBackend; clock: Clock; log: Logger; onError?: (op: string) => void },
+  ) {
     this.#backend = options.backend;
     this.#clock = options.clock;
     this.#log = options.log;
+    this.#onError = options.onError;
   }
 
   /** Whether writes go anywhere (false: in-memory only, every write is a no-op). */
@@ -194,6 +199,7 @@ export class JobStore {
   }
 
   #logFailure(field: string, info: { op: Op; err: unknown; retryMs: number }): void {
+    this.#onError?.(info.op.kind === "set" ? "hset" : "hdel");
     const now = this.#clock.monotonic();
     const fields = {
       command: info.op.kind === "set" ? "HSET" : "HDEL",
