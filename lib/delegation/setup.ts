@@ -14,6 +14,7 @@
 import type { Clock, Timer } from "../clock.ts";
 import type { Config } from "../config/config.ts";
 import { describeError, type Logger } from "../log.ts";
+import { explainPermissionError } from "../permission_errors.ts";
 import type { HashBackend } from "../store/backend.ts";
 import { JobStore } from "../store/job_store.ts";
 import { RedisBackend } from "../store/redis.ts";
@@ -159,6 +160,8 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
       log.error(
         `Could not connect Redis store: store: Redis ping failed: ${errorMessage(cause)}`,
       );
+      const hint = explainPermissionError(cause);
+      if (hint) log.error(hint);
     }
   } else if (backend) {
     await runRestore();

@@ -8,8 +8,11 @@
 import type { Clock } from "../clock.ts";
 import type { LiveKitIdentity, LiveKitRoomAlias } from "../ids.ts";
 
-/** An SFU answer younger than this counts as "recently". */
-export const LIVEKIT_FRESH_MS = 60_000;
+/**
+ * An SFU answer younger than this counts as "recently"; older, `/readyz` asks the SFU itself, so a
+ * vanished SFU turns readiness off within one probe period (Kubernetes probes every 10 s).
+ */
+export const LIVEKIT_FRESH_MS = 5_000;
 
 /** What readiness looks at. */
 export interface ReadinessSources {

@@ -5,6 +5,7 @@
  * @module
  */
 import { describeError } from "../log.ts";
+import { explainPermissionError } from "../permission_errors.ts";
 import { clientAddress } from "../policy/client_ip.ts";
 import { ApiError, Errors } from "./errors.ts";
 import type { AppDeps } from "./ports.ts";
@@ -144,7 +145,9 @@ export function createHandler(
         request_id: ctx.id,
         path,
         error: failure.message,
-        cause: failure.cause === undefined ? undefined : describeError(failure.cause),
+        cause: failure.cause === undefined
+          ? undefined
+          : explainPermissionError(failure.cause) ?? describeError(failure.cause),
         server_name: ctx.fields.server_name,
         room: ctx.fields.room,
       });

@@ -7,6 +7,7 @@
 import { Secret } from "../ids.ts";
 import type { OpenIdAccessToken, ServerName, UserId } from "../ids.ts";
 import { describeError } from "../log.ts";
+import { explainPermissionError } from "../permission_errors.ts";
 import type { OpenIdOutcome } from "../metrics/metrics.ts";
 import { ApiError, Errors, Messages } from "./errors.ts";
 import { nonEmpty, type RequestBody } from "./decode.ts";
@@ -80,7 +81,7 @@ export async function verifyUser(
     deps.log.warn("OpenID verification failed", {
       request_id: ctx.id,
       server_name: server,
-      reason: describeError(err),
+      reason: explainPermissionError(err) ?? describeError(err),
     });
     throw Errors.unauthorized(err);
   }

@@ -27,6 +27,8 @@ export interface FakeSfuOptions {
   secret?: string;
   /** Path prefix the SFU is served under (`/livekit/sfu`). */
   prefix?: string;
+  /** Fixed port (to restart a fake on the same address); default: any free port. */
+  port?: number;
 }
 
 /** The running fake. */
@@ -62,7 +64,11 @@ export function startFakeSfu(options: FakeSfuOptions = {}): FakeSfu {
   const rooms = new Set<string>();
   const state = { failNext: [] as FakeSfu["failNext"] };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+  }, async (req) => {
     const url = new URL(req.url);
     const body = new Uint8Array(await req.arrayBuffer());
     const method = url.pathname.startsWith(`${prefix}/twirp/livekit.RoomService/`)

@@ -231,6 +231,22 @@ Deno.test("process: /readyz follows the SFU and Redis; /healthz stays 200", asyn
     await redis.dispose();
     await sfu.close();
   }
+  // The SFU going away and coming back flips readiness.
+  const port = freePort();
+  let sfu2 = startFakeSfu({ port });
+  const svc3 = await spawnService({ env: baseEnv(`ws://127.0.0.1:${port}`) });
+  const ready3 = () =>
+    fetch(`${svc3.url}/readyz`).then(async (r) => (await r.body?.cancel(), r.status));
+  try {
+    assert.equal(await ready3(), 200);
+    await sfu2.close();
+    await waitFor("SFU not ready", async () => (await ready3()) === 503);
+    sfu2 = startFakeSfu({ port });
+    await waitFor("SFU ready again", async () => (await ready3()) === 200);
+  } finally {
+    await svc3.stop();
+    await sfu2.close();
+  }
   // An SFU that refuses our key makes the service not ready.
   const wrong = startFakeSfu({ secret: "another-secret-another-secret-another" });
   const svc2 = await spawnService({ env: baseEnv(wrong.wsUrl) });
