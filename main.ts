@@ -55,7 +55,12 @@ async function serve(args: string[]): Promise<number> {
   const permissions = permissionsSummary();
   let service;
   try {
-    service = await startService(config, { log, notes, permissions });
+    service = await startService(config, {
+      log,
+      notes,
+      permissions,
+      deploy: envLookup("DENO_DEPLOYMENT_ID") !== undefined,
+    });
   } catch (err) {
     stderr(explainPermissionError(err, { purpose: "listen" }) ?? describeError(err));
     return 1;

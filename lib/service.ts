@@ -59,14 +59,24 @@ export interface Service {
 /** Builds and starts everything; resolves once the listener accepts connections. */
 export async function startService(
   config: Config,
-  options: { log: Logger; notes: ConfigNote[]; permissions?: string },
+  options: {
+    log: Logger;
+    notes: ConfigNote[];
+    permissions?: string;
+    /** On Deno Deploy the platform owns the listener: no address of ours is bound. */
+    deploy?: boolean;
+  },
 ): Promise<Service> {
   const { log } = options;
   const clock = systemClock;
   for (const note of options.notes) log[note.level](note.message);
   for (const banner of startupBanners(config)) for (const line of banner) log.warn(line);
 
-  probeBind(config.bind);
+  if (options.deploy) {
+    log.warn(
+      "Running on Deno Deploy: LIVEKIT_JWT_BIND is ignored, and delegated leave events are not reliable (idle instances stop); see README",
+    );
+  } else probeBind(config.bind);
   const metrics = new ServiceMetrics();
 
   const resolver = createSystemResolver({ clock, log });
@@ -155,7 +165,7 @@ export async function startService(
     Redis: config.redisUrl ? "configured" : "in-memory",
     permissions: options.permissions,
   });
-  const server = startServer({ bind: config.bind, handler, log });
+  const server = startServer({ bind: options.deploy ? undefined : config.bind, handler, log });
   log.info("Listening", { address: `${server.addr.hostname}:${server.addr.port}` });
   const metricsServer = config.metricsBind
     ? startMetricsServer({

@@ -42,13 +42,14 @@ export function probeBind(bind: BindAddress & { text: string }): void {
 
 /** Starts `Deno.serve` on the bind address. */
 export function startServer(options: {
-  bind: BindAddress;
+  /** Undefined: let the platform choose (Deno Deploy). */
+  bind: BindAddress | undefined;
   handler: (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Promise<Response>;
   log: Logger;
 }): RunningServer {
   const { bind, handler, log } = options;
   const serveOptions = {
-    port: bind.port,
+    ...(bind ? { port: bind.port } : {}),
     onListen: () => {},
     onError: (err: unknown) => {
       log.error("unhandled error in request handler", { err: String(err) });
@@ -60,9 +61,11 @@ export function startServer(options: {
   };
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ ...serveOptions, hostname: hostnameFor(bind) }, handler);
+    server = bind
+      ? Deno.serve({ ...serveOptions, hostname: hostnameFor(bind) }, handler)
+      : Deno.serve(serveOptions, handler);
   } catch (err) {
-    if (bind.host !== "" || !(err instanceof Deno.errors.AddrNotAvailable)) throw err;
+    if (!bind || bind.host !== "" || !(err instanceof Deno.errors.AddrNotAvailable)) throw err;
     // No IPv6 in this container: all IPv4 interfaces instead.
     server = Deno.serve({ ...serveOptions, hostname: "0.0.0.0" }, handler);
   }
