@@ -357,3 +357,24 @@ Deno.test("process: secrets never reach the log", async () => {
     assert.ok(!logs.includes(secret), `log contains ${secret}`);
   }
 });
+
+Deno.test("process: a second signal exits at once", async () => {
+  const s = await stack();
+  try {
+    s.hs.setUserinfo({ hang: true });
+    const inflight = post(
+      `${s.svc.url}/get_token`,
+      getToken(s.full, "alice-token", `@alice:${s.full}`),
+    )
+      .catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    const stopped = s.svc.stop("SIGTERM");
+    await s.svc.waitForLog(/Shutting down/);
+    await s.svc.stop("SIGTERM");
+    // A drained exit is 0; the immediate exit of the second signal is 1.
+    assert.equal((await stopped).code, 1);
+    await inflight;
+  } finally {
+    await s.close();
+  }
+});
