@@ -1,83 +1,21 @@
 /**
- * The capabilities delegation jobs need from the rest of the service, declared by the consumer
- * (delegation.md §4, §6, §7). They are structurally identical to the exports of
- * `lib/livekit/room_service.ts`, `lib/matrix/cs_api.ts` and `lib/net/outbound.ts`, so the real
- * implementations plug in unchanged and tests pass small stand-ins.
+ * The capabilities delegation jobs need from the rest of the service (delegation.md §4, §6, §7),
+ * gathered in one place so the delegation modules name what they depend on, and the types this
+ * module offers to the HTTP handlers and `main.ts`.
  *
  * @module
  */
 import type { DelayId, LiveKitIdentity, LiveKitRoomAlias, ServerName, UserId } from "../ids.ts";
 
-/** Outcome of `GetParticipant` (tokens-and-rooms.md §6.6). */
-export type Presence = "present" | "absent" | "unknown";
-
-/** SFU presence lookup used by the participant lookup phases (delegation.md §7). */
-export interface ParticipantLookup {
-  getParticipant(
-    room: LiveKitRoomAlias,
-    identity: LiveKitIdentity,
-    signal?: AbortSignal,
-  ): Promise<Presence>;
-}
-
-/** A resolved client-server API base URL (openid-and-discovery.md §9). */
-export interface CsApiBase {
-  baseUrl: string;
-  /** False for `LIVEKIT_CS_API_URL_OVERRIDES` entries (operator-vouched, no SSRF guard). */
-  guarded: boolean;
-}
-
-/** Client-server API discovery, run again at action time (delegation.md §6). */
-export interface CsApiResolver {
-  resolve(serverName: ServerName, signal?: AbortSignal): Promise<CsApiBase | undefined>;
-}
-
-/** Why an outbound request failed before a usable response. */
-export type OutboundFailure =
-  | "dns"
-  | "connect"
-  | "tls"
-  | "timeout"
-  | "blocked"
-  | "too_large"
-  | "redirect"
-  | "aborted"
-  | "other";
-
-/** Which redirects an outbound request may follow (openid-and-discovery.md §8.4). */
-export interface RedirectPolicy {
-  maxHops: number;
-  httpsOnly: boolean;
-  sameHostOnly: boolean;
-  statuses: readonly number[];
-}
-
-/** One guarded, capped outbound HTTP request. */
-export interface OutboundRequest {
-  url: string;
-  method?: "GET" | "POST";
-  headers?: Record<string, string>;
-  body?: string;
-  timeoutMs: number;
-  maxBodyBytes: number;
-  redirect?: RedirectPolicy;
-  guard?: { serverName: string };
-  signal?: AbortSignal;
-}
-
-/** A complete response whose body was read within the cap. */
-export interface OutboundResponse {
-  status: number;
-  headers: Headers;
-  body: Uint8Array;
-  url: string;
-}
-
-/** Outbound HTTP with the safety rules of openid-and-discovery.md §8. */
-export interface Outbound {
-  request(req: OutboundRequest): Promise<OutboundResponse>;
-  close(): Promise<void>;
-}
+export type { ParticipantLookup, Presence } from "../livekit/room_service.ts";
+export type { CsApiBase, CsApiResolver } from "../matrix/cs_api.ts";
+export type {
+  Outbound,
+  OutboundFailure,
+  OutboundRequest,
+  OutboundResponse,
+  RedirectPolicy,
+} from "../net/outbound.ts";
 
 /** A delegation to register (delegation.md §2). */
 export interface DelegationRequest {

@@ -6,17 +6,13 @@
  */
 import type { Clock } from "../clock.ts";
 import type { Config } from "../config/config.ts";
-import type {
-  DelayId,
-  LiveKitIdentity,
-  LiveKitRoomAlias,
-  OpenIdAccessToken,
-  ServerName,
-  UserId,
-} from "../ids.ts";
+import type { LiveKitRoomAlias, OpenIdAccessToken, ServerName, UserId } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../policy/rate_limit.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
+import type { DelegationRequest } from "../delegation/ports.ts";
+
+export type { DelegationRequest };
 
 /** OpenID verification (openid-and-discovery.md §1); rejects with the reason on failure. */
 export interface TokenVerifier {
@@ -39,16 +35,6 @@ export interface CsApiLookup {
 /** Room creation for full-access users (tokens-and-rooms.md §6.5). */
 export interface RoomEnsurer {
   ensureRoom(room: LiveKitRoomAlias): Promise<{ shared: boolean }>;
-}
-
-/** A delegation to register (delegation.md §2). */
-export interface DelegationRequest {
-  serverName: ServerName;
-  delayId: DelayId;
-  delayTimeoutMs: number;
-  room: LiveKitRoomAlias;
-  identity: LiveKitIdentity;
-  userId: UserId;
 }
 
 /** Job registration and the webhook receiver (delegation.md). */

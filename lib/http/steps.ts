@@ -17,6 +17,49 @@ import type { RequestContext } from "./context.ts";
 /** Largest `delay_timeout` whose nanoseconds fit a signed 64-bit integer (delegation.md §2). */
 export const MAX_DELAY_TIMEOUT_MS = 9_223_372_036_854n;
 
+/** The fields of an MSC4195 body after the required-field checks. */
+export interface Msc4195Fields {
+  roomId: string;
+  slotId: string;
+  memberId: string;
+  claimedUserId: string;
+  claimedDeviceId: string;
+  accessToken: string;
+  serverName: string;
+  expiresIn: bigint | undefined;
+}
+
+/**
+ * Steps 5–7 of http-api.md §7 and §8: room and slot, the member fields, the OpenID fields, each
+ * with the message of its endpoint (`/get_token` says "a", `/delegate_delayed_leave` does not).
+ */
+export function requireMsc4195(
+  body: RequestBody,
+  messages: { member: string; openid: string },
+): Msc4195Fields {
+  if (!nonEmpty(body.room_id) || !nonEmpty(body.slot_id)) {
+    throw Errors.badJson(Messages.missingRoomOrSlot);
+  }
+  const m = body.member;
+  if (!nonEmpty(m?.id) || !nonEmpty(m?.claimed_user_id) || !nonEmpty(m?.claimed_device_id)) {
+    throw Errors.badJson(messages.member);
+  }
+  const openid = body.openid_token;
+  if (!nonEmpty(openid?.access_token) || !nonEmpty(openid?.matrix_server_name)) {
+    throw Errors.badJson(messages.openid);
+  }
+  return {
+    roomId: body.room_id,
+    slotId: body.slot_id,
+    memberId: m.id,
+    claimedUserId: m.claimed_user_id,
+    claimedDeviceId: m.claimed_device_id,
+    accessToken: openid.access_token,
+    serverName: openid.matrix_server_name,
+    expiresIn: openid.expires_in,
+  };
+}
+
 /** A requested delegation after the pairing rule. */
 export interface DelayRequest {
   delayId: Secret<"delay_id">;

@@ -13,7 +13,14 @@ import { decodeRequestBody, isLegacyShape, nonEmpty, type RequestBody } from "./
 import { MAX_REQUEST_BODY, readBodyLimited } from "./body.ts";
 import type { AppDeps } from "./ports.ts";
 import type { RequestContext } from "./context.ts";
-import { checkDelay, registerJob, resolveCsApi, verifyUser } from "./steps.ts";
+import {
+  checkDelay,
+  type Msc4195Fields,
+  registerJob,
+  requireMsc4195,
+  resolveCsApi,
+  verifyUser,
+} from "./steps.ts";
 
 /** Reads and decodes a POST body (steps 3–4 of every pipeline). */
 export async function readRequest(req: Request): Promise<RequestBody> {
@@ -43,26 +50,27 @@ export async function handleToken(
   ctx.fields.shape = legacy ? "legacy" : "msc4195";
 
   // Shape-specific required fields (§6.2 steps 5–6, §7 steps 5–7).
-  const openid = body.openid_token;
+  let accessToken: string;
+  let serverText: string;
+  let expiresIn: bigint | undefined;
+  let msc: Msc4195Fields | undefined;
   if (legacy) {
+    const openid = body.openid_token;
     if (!nonEmpty(body.room)) throw Errors.badJson(Messages.missingRoom);
     if (!nonEmpty(openid?.access_token) || !nonEmpty(openid?.matrix_server_name)) {
       throw Errors.badJson(Messages.missingOpenIdLegacy);
     }
+    accessToken = openid.access_token;
+    serverText = openid.matrix_server_name;
+    expiresIn = openid.expires_in;
   } else {
-    if (!nonEmpty(body.room_id) || !nonEmpty(body.slot_id)) {
-      throw Errors.badJson(Messages.missingRoomOrSlot);
-    }
-    const m = body.member;
-    if (!nonEmpty(m?.id) || !nonEmpty(m?.claimed_user_id) || !nonEmpty(m?.claimed_device_id)) {
-      throw Errors.badJson(Messages.missingMemberToken);
-    }
-    if (!nonEmpty(openid?.access_token) || !nonEmpty(openid?.matrix_server_name)) {
-      throw Errors.badJson(Messages.missingOpenIdToken);
-    }
+    msc = requireMsc4195(body, {
+      member: Messages.missingMemberToken,
+      openid: Messages.missingOpenIdToken,
+    });
+    ({ accessToken, serverName: serverText, expiresIn } = msc);
   }
-  const accessToken = openid!.access_token!;
-  const server = toServerName(openid!.matrix_server_name!);
+  const server = toServerName(serverText);
   ctx.fields.server_name = server;
 
   // Delay pairing and delay_id checks (§5.4).
@@ -73,8 +81,8 @@ export async function handleToken(
     ctx,
     server,
     accessToken: new Secret("openid_token", accessToken),
-    claimedUserId: legacy ? undefined : body.member!.claimed_user_id!,
-    expiresIn: openid!.expires_in,
+    claimedUserId: msc?.claimedUserId,
+    expiresIn,
     exemptFromServerLimit: isExplicitlyListed(deps.config.fullAccess, server),
   });
 
@@ -82,12 +90,10 @@ export async function handleToken(
   ctx.fields.access = access;
   if (delay && access !== "full") throw Errors.badJson(Messages.delegationRestricted);
 
-  const room = legacy
-    ? roomAlias(body.room!, LEGACY_SLOT)
-    : roomAlias(body.room_id!, body.slot_id!);
-  const identity = legacy
-    ? legacyIdentity(user, body.device_id ?? "")
-    : hashedIdentity(user, body.member!.claimed_device_id!, body.member!.id!);
+  const room = msc ? roomAlias(msc.roomId, msc.slotId) : roomAlias(body.room!, LEGACY_SLOT);
+  const identity = msc
+    ? hashedIdentity(user, msc.claimedDeviceId, msc.memberId)
+    : legacyIdentity(user, body.device_id ?? "");
   ctx.fields.room = room;
   ctx.fields.identity = identity;
 
