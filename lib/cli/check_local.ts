@@ -9,7 +9,7 @@ import type { Clock } from "../clock.ts";
 import type { BindAddress } from "../config/parse.ts";
 import { silentLogger } from "../log.ts";
 import { RedisBackend } from "../store/redis.ts";
-import { parseRedisUrl, type RedisTarget } from "../store/redis_url.ts";
+import { parseRedisUrl, type RedisTarget } from "../config/redis_url.ts";
 import { type Check, type CheckResult, errorMessage, fail, pass } from "./check_result.ts";
 import { explainPermissionError } from "./permissions_report.ts";
 

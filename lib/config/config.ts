@@ -7,7 +7,7 @@
  */
 import { Secret } from "../ids.ts";
 import type { LogLevel } from "../log.ts";
-import { type Cidr, parseCidr, parseIp } from "../net/ip.ts";
+import type { Cidr } from "../net/ip.ts";
 import {
   type BindAddress,
   parseBind,
@@ -15,12 +15,21 @@ import {
   parseDecimal,
   parseInteger,
   parseOverrides,
-  parsePort,
   quote,
-  splitList,
 } from "./parse.ts";
 import { resolveKeys } from "./keys.ts";
-import { parseRedisUrl } from "../store/redis_url.ts";
+import {
+  errorText,
+  maskRedisUrl,
+  parseBindSettings,
+  parseCidrList,
+  parseFullAccess,
+  parseOutboundAllow,
+  redisUrlProblem,
+} from "./settings.ts";
+
+export { errorText, maskRedisUrl, redisUrlProblem } from "./settings.ts";
+export { CONFIG_VARIABLES, envWithFlags } from "./variables.ts";
 
 /** Exact value that enables `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` (D11). */
 export const SKIP_VERIFY_VALUE = "YES_I_KNOW_WHAT_I_AM_DOING";
@@ -95,80 +104,8 @@ export interface ConfigSources {
   readTextFile: (path: string) => string;
 }
 
-/** Every environment variable the service reads (the launcher grants exactly these). */
-export const CONFIG_VARIABLES = [
-  "LIVEKIT_URL",
-  "LIVEKIT_KEY",
-  "LIVEKIT_SECRET",
-  "LIVEKIT_KEY_FROM_FILE",
-  "LIVEKIT_SECRET_FROM_FILE",
-  "LIVEKIT_KEY_FILE",
-  "LIVEKIT_SECRET_FILE",
-  "LIVEKIT_FULL_ACCESS_HOMESERVERS",
-  "LIVEKIT_LOCAL_HOMESERVERS",
-  "LIVEKIT_JWT_BIND",
-  "LIVEKIT_JWT_PORT",
-  "LK_JWT_PORT",
-  "LIVEKIT_INSECURE_SKIP_VERIFY_TLS",
-  "LIVEKIT_LOG_LEVEL",
-  "LIVEKIT_LOG_FORMAT",
-  "LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS",
-  "LIVEKIT_CS_API_URL_OVERRIDES",
-  "LIVEKIT_FEDERATION_URL_OVERRIDES",
-  "LIVEKIT_REDIS_URL",
-  "LIVEKIT_JWT_VALIDITY_SECONDS",
-  "LIVEKIT_RESTRICTED_SUBSCRIBE_ONLY",
-  "LIVEKIT_MAX_JOBS_PER_USER",
-  "LIVEKIT_MAX_JOBS",
-  "LIVEKIT_RATE_LIMIT_IP_PER_SECOND",
-  "LIVEKIT_RATE_LIMIT_IP_BURST",
-  "LIVEKIT_TRUSTED_PROXIES",
-  "LIVEKIT_RATE_LIMIT_SERVER_PER_SECOND",
-  "LIVEKIT_RATE_LIMIT_SERVER_BURST",
-  "LIVEKIT_RATE_LIMIT_USER_PER_SECOND",
-  "LIVEKIT_RATE_LIMIT_USER_BURST",
-  "LIVEKIT_OUTBOUND_ALLOW",
-  "LIVEKIT_METRICS_BIND",
-  "SSL_CERT_FILE",
-  "HTTPS_PROXY",
-  "https_proxy",
-  "HTTP_PROXY",
-  "http_proxy",
-  "NO_PROXY",
-  "no_proxy",
-] as const;
-
 const DEFAULT_TRUSTED_PROXIES =
   "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7";
-
-/**
- * Maps CLI flags (`--livekit-jwt-bind=:9000` or `--livekit-jwt-bind :9000`) onto variable
- * names; a flag wins over the variable (configuration.md §1).
- */
-export function envWithFlags(
-  args: readonly string[],
-  env: (name: string) => string | undefined,
-): { env: (name: string) => string | undefined; rest: string[] } {
-  const flags = new Map<string, string>();
-  const rest: string[] = [];
-  const known = new Set<string>(CONFIG_VARIABLES);
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    const m = /^--([a-z0-9-]+)(?:=(.*))?$/s.exec(arg);
-    const name = m ? m[1]!.toUpperCase().replaceAll("-", "_") : "";
-    if (!m || !known.has(name)) {
-      rest.push(arg);
-      continue;
-    }
-    let value = m[2];
-    if (value === undefined) {
-      value = args[i + 1] ?? "";
-      i++;
-    }
-    flags.set(name, value);
-  }
-  return { env: (name) => flags.get(name) ?? env(name), rest };
-}
 
 function httpBaseFromLiveKitUrl(url: URL): string {
   const scheme = url.protocol === "wss:" || url.protocol === "https:" ? "https:" : "http:";
@@ -396,156 +333,4 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     extraCaCerts,
   };
   return { config: Object.freeze(config), notes };
-}
-
-/** Human-readable text of a caught error (file-read causes in config messages). */
-export function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function parseFullAccess(
-  env: (name: string) => string | undefined,
-  problems: string[],
-  notes: ConfigNote[],
-): FullAccess {
-  let raw = env("LIVEKIT_FULL_ACCESS_HOMESERVERS") ?? "";
-  const legacy = env("LIVEKIT_LOCAL_HOMESERVERS") ?? "";
-  if (legacy !== "") {
-    if (raw === "") {
-      raw = legacy;
-      notes.push({
-        level: "warn",
-        message: "LIVEKIT_LOCAL_HOMESERVERS is deprecated, use LIVEKIT_FULL_ACCESS_HOMESERVERS",
-      });
-    } else {
-      notes.push({
-        level: "warn",
-        message:
-          "LIVEKIT_LOCAL_HOMESERVERS is deprecated and ignored because LIVEKIT_FULL_ACCESS_HOMESERVERS is set",
-      });
-    }
-  }
-  if (raw === "") return { wildcard: true, explicit: new Set(), defaulted: true };
-  const names = splitList(raw);
-  if (names.length === 0) {
-    problems.push(
-      "LIVEKIT_FULL_ACCESS_HOMESERVERS environment variable must be set to the homeserver(s) you intend to serve — see README for guidance",
-    );
-    return { wildcard: false, explicit: new Set(), defaulted: false };
-  }
-  return {
-    wildcard: names.includes("*"),
-    explicit: new Set(names.filter((n) => n !== "*")),
-    defaulted: false,
-  };
-}
-
-function parseBindSettings(
-  env: (name: string) => string | undefined,
-  problems: string[],
-  notes: ConfigNote[],
-): BindAddress & { text: string } {
-  const bind = env("LIVEKIT_JWT_BIND") ?? "";
-  const port = env("LIVEKIT_JWT_PORT") ?? "";
-  const old = env("LK_JWT_PORT") ?? "";
-  const fallback = { host: "", port: 8080, text: ":8080" };
-  if (old !== "") {
-    if (bind !== "" || port !== "") {
-      notes.push({
-        level: "warn",
-        message:
-          "LK_JWT_PORT is deprecated and ignored because LIVEKIT_JWT_BIND or LIVEKIT_JWT_PORT is set",
-      });
-    } else {
-      notes.push({ level: "warn", message: "LK_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND" });
-    }
-  }
-  if (bind !== "" && port !== "") {
-    problems.push("LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT must not be set together");
-    return fallback;
-  }
-  if (bind !== "") {
-    const parsed = parseBind(bind);
-    if (!parsed) {
-      problems.push(`LIVEKIT_JWT_BIND must be host:port, got ${quote(bind)}`);
-      return fallback;
-    }
-    return { ...parsed, text: bind };
-  }
-  const portText = port !== "" ? port : old;
-  if (port !== "") {
-    notes.push({
-      level: "warn",
-      message: "!!! LIVEKIT_JWT_PORT is deprecated, use LIVEKIT_JWT_BIND !!!",
-    });
-  }
-  if (portText !== "") {
-    const p = parsePort(portText);
-    if (p === undefined) {
-      const name = port !== "" ? "LIVEKIT_JWT_PORT" : "LK_JWT_PORT";
-      problems.push(`${name} must be a port number, got ${quote(portText)}`);
-      return fallback;
-    }
-    return { host: "", port: p, text: `:${p}` };
-  }
-  return fallback;
-}
-
-function parseCidrList(name: string, raw: string, problems: string[]): Cidr[] {
-  const out: Cidr[] = [];
-  for (const piece of splitList(raw)) {
-    const cidr = parseCidr(piece);
-    if (!cidr) {
-      problems.push(`${name} must be a list of CIDR ranges, got ${quote(piece)}`);
-      continue;
-    }
-    out.push(cidr);
-  }
-  return out;
-}
-
-const HOST_RE =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
-
-function parseOutboundAllow(raw: string, problems: string[]) {
-  const cidrs: Cidr[] = [];
-  const hosts = new Set<string>();
-  for (const piece of splitList(raw)) {
-    const cidr = parseCidr(piece);
-    if (cidr) cidrs.push(cidr);
-    else if (!piece.includes("/") && parseIp(piece) === undefined && HOST_RE.test(piece)) {
-      hosts.add(piece.toLowerCase().replace(/\.$/, ""));
-    } else {
-      problems.push(
-        `LIVEKIT_OUTBOUND_ALLOW must be a list of CIDR ranges, addresses and host names, got ${
-          quote(piece)
-        }`,
-      );
-    }
-  }
-  return { cidrs, hosts };
-}
-
-/** Why a Redis URL is unusable, or undefined if it is fine (delegation.md §10.3). */
-export function redisUrlProblem(raw: string): string | undefined {
-  try {
-    parseRedisUrl(raw);
-    return undefined;
-  } catch (err) {
-    return err instanceof Error ? err.message : String(err);
-  }
-}
-
-/**
- * The Redis URL with its credentials replaced by `***`, for messages. Everything between
- * `scheme://` and the last `@` is user information (a password may itself contain `@` or `/`);
- * a user name before the first `:` is kept.
- */
-export function maskRedisUrl(raw: string): string {
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)@([^@]*)$/is.exec(raw);
-  if (!m) return raw;
-  const userinfo = m[2]!;
-  const colon = userinfo.indexOf(":");
-  const user = colon < 0 ? "" : userinfo.slice(0, colon);
-  return `${m[1]}${user}:***@${m[3]}`;
 }

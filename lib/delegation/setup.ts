@@ -18,7 +18,7 @@ import { explainPermissionError } from "../permission_errors.ts";
 import type { HashBackend } from "../store/backend.ts";
 import { JobStore } from "../store/job_store.ts";
 import { RedisBackend } from "../store/redis.ts";
-import { parseRedisUrl } from "../store/redis_url.ts";
+import { parseRedisUrl } from "../config/redis_url.ts";
 import { planRestore } from "../store/restore.ts";
 import { JobManager } from "./manager.ts";
 import type {

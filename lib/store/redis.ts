@@ -16,7 +16,7 @@ import type { Clock } from "../clock.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { HashBackend } from "./backend.ts";
 import { JOBS_HASH } from "./codec.ts";
-import type { RedisTarget } from "./redis_url.ts";
+import type { RedisTarget } from "../config/redis_url.ts";
 
 /** Deadline of one command (a slow Redis must not hold a job or a request for long). */
 export const REDIS_COMMAND_TIMEOUT_MS = 5_000;

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { CONFIG_VARIABLES, ConfigError, loadConfig } from "../../lib/config/config.ts";
-import { parseRedisUrl } from "../../lib/store/redis_url.ts";
+import { parseRedisUrl } from "../../lib/config/redis_url.ts";
 
 /** A secret nothing else produces, to search for in messages. */
 const SECRET = "Zq7-SECRET-VALUE-4f0c-never-printed";
@@ -243,7 +243,7 @@ Deno.test({
 });
 
 // Regression tests for lib/config/config.ts redisUrlProblem(): it accepts Redis URLs that
-// lib/store/redis_url.ts parseRedisUrl() refuses (`unix:///`, a database number of 2^31 or more,
+// lib/config/redis_url.ts parseRedisUrl() refuses (`unix:///`, a database number of 2^31 or more,
 // `?db=` that is not a number), so the service passes validation and then fails while starting
 // the store with a bare `TypeError` instead of the configuration error
 // `Could not connect Redis store: store: invalid Redis URL "<url>": <cause>`.

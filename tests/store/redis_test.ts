@@ -3,7 +3,7 @@ import { systemClock } from "../../lib/clock.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { encodeField, JOBS_HASH } from "../../lib/store/codec.ts";
 import { RedisBackend } from "../../lib/store/redis.ts";
-import { parseRedisUrl } from "../../lib/store/redis_url.ts";
+import { parseRedisUrl } from "../../lib/config/redis_url.ts";
 import { TestRedis } from "../fakes/redis.ts";
 import { createTestCa } from "../fakes/tls.ts";
 

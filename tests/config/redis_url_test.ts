@@ -1,5 +1,5 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert/strict";
-import { parseRedisUrl } from "../../lib/store/redis_url.ts";
+import { parseRedisUrl } from "../../lib/config/redis_url.ts";
 
 Deno.test("redis url: redis:// with defaults", () => {
   deepStrictEqual(parseRedisUrl("redis://redis.internal"), {
