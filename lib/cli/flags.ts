@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { parseBoolean } from "../config/parse.ts";
 import { lookup as dnsLookup } from "node:dns/promises";
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
@@ -79,7 +80,9 @@ export async function computeFlags(options: FlagsOptions): Promise<PermissionPla
     // No resolv.conf: no name servers to grant.
   }
   const resolverFiles = RESOLVER_FILES.filter((path) => options.exists(path));
-  return permissionFlags({ env, resolved, nameServers, resolverFiles });
+  // Only listed homeservers are served: an exact host list replaces open outbound network.
+  const strict = parseBoolean(env("LIVEKIT_FULL_ACCESS_ONLY") ?? "") === true;
+  return permissionFlags({ env, resolved, nameServers, resolverFiles, strict });
 }
 
 async function systemLookup(host: string): Promise<string[]> {

@@ -78,6 +78,8 @@ export interface Config {
   rateLimitUser: RateLimit;
   trustedProxies: readonly Cidr[];
   outboundAllow: { cidrs: readonly Cidr[]; hosts: ReadonlySet<string> };
+  /** Serve users of the full-access homeservers only (`LIVEKIT_FULL_ACCESS_ONLY`). */
+  fullAccessOnly: boolean;
   /** Separate Prometheus listener (`LIVEKIT_METRICS_BIND`), unset = off. */
   metricsBind: (BindAddress & { text: string }) | undefined;
   /** Extra trust roots from `SSL_CERT_FILE` (PEM text). */
@@ -287,6 +289,20 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     burst: int("LIVEKIT_RATE_LIMIT_USER_BURST", 10, 1, big, "an integer >= 1"),
   };
   const outboundAllow = parseOutboundAllow(get("LIVEKIT_OUTBOUND_ALLOW"), problems);
+  let fullAccessOnly = false;
+  const rawOnly = get("LIVEKIT_FULL_ACCESS_ONLY");
+  if (rawOnly !== "") {
+    const b = parseBoolean(rawOnly);
+    if (b === undefined) {
+      problems.push(`LIVEKIT_FULL_ACCESS_ONLY must be true or false, got ${quote(rawOnly)}`);
+    } else if (b && (fullAccess.wildcard || fullAccess.explicit.size === 0)) {
+      problems.push(
+        `LIVEKIT_FULL_ACCESS_ONLY must be false while LIVEKIT_FULL_ACCESS_HOMESERVERS lets every homeserver in, got ${
+          quote(rawOnly)
+        }`,
+      );
+    } else fullAccessOnly = b;
+  }
   let metricsBind: Config["metricsBind"];
   const rawMetrics = get("LIVEKIT_METRICS_BIND");
   if (rawMetrics !== "") {
@@ -329,6 +345,7 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     rateLimitUser,
     trustedProxies,
     outboundAllow,
+    fullAccessOnly,
     metricsBind,
     extraCaCerts,
   };

@@ -19,7 +19,7 @@
  *   guard alone. Deno does not tell listening from connecting: a listen address carved out
  *   (e.g. `0.0.0.0` for `:8080`) is reachable outbound too, for all ports.
  * - Strict mode. An exact `--allow-net=` host list, for a deployment that serves only its
- *   listed homeservers (no setting selects it yet; see {@linkcode PermissionInputs.strict}).
+ *   listed homeservers (`LIVEKIT_FULL_ACCESS_ONLY=true`; see {@linkcode PermissionInputs.strict}).
  *
  * Environment: exactly the variables the service reads, with `--ignore-env` for the rest.
  * Files: the key/secret/CA files named in the configuration and the resolver files.
@@ -85,8 +85,8 @@ export interface PermissionInputs {
   /** The {@linkcode RESOLVER_FILES} that exist. */
   resolverFiles?: readonly string[];
   /**
-   * Exact host list instead of open outbound network. Only correct for a deployment that
-   * serves users of its listed homeservers alone; no setting selects it yet.
+   * Exact host list instead of open outbound network, for a deployment that serves users of its
+   * listed homeservers alone (`LIVEKIT_FULL_ACCESS_ONLY=true`).
    */
   strict?: boolean;
 }

@@ -99,6 +99,18 @@ export async function verifyUser(
   },
 ): Promise<UserId> {
   const { ctx, server } = options;
+  if (deps.config.fullAccessOnly && !options.exemptFromServerLimit) {
+    // Only listed homeservers are served: no outbound request for any other (and under the
+    // launcher's strict host list none would be permitted anyway).
+    ctx.fields.openid = "not served";
+    deps.metrics.openid.inc({ outcome: "blocked" });
+    deps.log.warn("OpenID verification failed", {
+      request_id: ctx.id,
+      server_name: server,
+      reason: "homeserver not served (LIVEKIT_FULL_ACCESS_ONLY=true)",
+    });
+    throw Errors.unauthorized("homeserver not served");
+  }
   if (!options.exemptFromServerLimit) {
     const wait = deps.limits.server.take(server);
     if (wait > 0) {

@@ -311,3 +311,21 @@ Deno.test("config: flags win over variables (§1)", () => {
   assert.equal(env("LIVEKIT_URL"), "ws://flag");
   assert.deepEqual(rest, ["extra"]);
 });
+
+Deno.test("config: LIVEKIT_FULL_ACCESS_ONLY needs an explicit list", () => {
+  assert.equal(load({ ...BASE, LIVEKIT_FULL_ACCESS_ONLY: "true" }).config.fullAccessOnly, true);
+  assert.equal(load(BASE).config.fullAccessOnly, false);
+  assert.deepEqual(
+    problems({
+      ...BASE,
+      LIVEKIT_FULL_ACCESS_HOMESERVERS: "a.org,*",
+      LIVEKIT_FULL_ACCESS_ONLY: "1",
+    }),
+    [
+      'LIVEKIT_FULL_ACCESS_ONLY must be false while LIVEKIT_FULL_ACCESS_HOMESERVERS lets every homeserver in, got "1"',
+    ],
+  );
+  assert.deepEqual(problems({ ...BASE, LIVEKIT_FULL_ACCESS_ONLY: "yes" }), [
+    'LIVEKIT_FULL_ACCESS_ONLY must be true or false, got "yes"',
+  ]);
+});

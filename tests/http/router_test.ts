@@ -174,3 +174,21 @@ Deno.test("router: every response has an X-Request-Id", async () => {
   assert.match(a.headers.get("x-request-id") ?? "", /^[0-9a-f]{16}$/);
   assert.notEqual(a.headers.get("x-request-id"), b.headers.get("x-request-id"));
 });
+
+Deno.test("router: LIVEKIT_FULL_ACCESS_ONLY refuses other homeservers before any outbound call", async () => {
+  const app = testApp({ env: { LIVEKIT_FULL_ACCESS_ONLY: "true" } });
+  const bob = {
+    ...GET_TOKEN,
+    openid_token: { access_token: "bobtoken", matrix_server_name: "other.org" },
+    member: { ...GET_TOKEN.member, claimed_user_id: "@bob:other.org" },
+  };
+  const res = await app.post("/get_token", bob);
+  assert.equal(res.status, 401);
+  assert.equal(
+    await res.text(),
+    '{"errcode":"M_UNAUTHORIZED","error":"The request could not be authorised."}\n',
+  );
+  assert.equal(app.recorded.verifications.length, 0);
+  assert.equal(app.metrics.openid.get({ outcome: "blocked" }), 1);
+  assert.equal((await app.post("/get_token", GET_TOKEN)).status, 200);
+});

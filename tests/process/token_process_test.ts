@@ -378,3 +378,29 @@ Deno.test("process: a second signal exits at once", async () => {
     await s.close();
   }
 });
+
+Deno.test("process: LIVEKIT_FULL_ACCESS_ONLY runs with an exact outbound host list", async () => {
+  const s = await stack(() => ({
+    LIVEKIT_FULL_ACCESS_ONLY: "true",
+    LIVEKIT_OUTBOUND_ALLOW: "127.0.0.1",
+  }));
+  try {
+    await s.svc.waitForLog(/permissions="net=host list /);
+    const ok = await post(
+      `${s.svc.url}/get_token`,
+      getToken(s.full, "alice-token", `@alice:${s.full}`),
+    );
+    assert.equal(ok.status, 200, await ok.clone().text());
+    await ok.body?.cancel();
+    const other = await post(
+      `${s.svc.url}/get_token`,
+      getToken(s.restricted, "bob-token", `@bob:${s.restricted}`),
+    );
+    assert.equal(other.status, 401);
+    await other.body?.cancel();
+    await s.svc.waitForLog(/homeserver not served \(LIVEKIT_FULL_ACCESS_ONLY=true\)/);
+    assert.equal(s.hs.count("/_matrix/federation/v1/openid/userinfo"), 1);
+  } finally {
+    await s.close();
+  }
+});
