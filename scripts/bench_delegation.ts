@@ -3,7 +3,8 @@
  * restarting their delayed event every 0.8·T against a local delayed-events endpoint that only
  * counts calls, with a stand-in SFU lookup that always answers "present" (so phase-2 sanity
  * checks run at the default 30 s interval). Uses the real job manager, the real outbound HTTP
- * client (unguarded path, as for a `LIVEKIT_CS_API_URL_OVERRIDES` base) and the system clock.
+ * client (by default the unguarded path, as for a `LIVEKIT_CS_API_URL_OVERRIDES` base) and the
+ * system clock.
  *
  * Registrations are spread over one restart period so restarts arrive evenly. After a warm-up,
  * the script measures over a fixed window: RSS added per 1,000 jobs (relative to the idle
@@ -13,16 +14,24 @@
  *
  * ```sh
  * deno run --allow-net=127.0.0.1 --allow-run --allow-read --ignore-env \
- *   --v8-flags=--expose-gc scripts/bench_delegation.ts \
- *   [--jobs=10000] [--timeout-ms=10000] [--warmup-s=12] [--measure-s=40] [--endpoint=child]
+ *   --v8-flags=--expose-gc,--max-semi-space-size=4 scripts/bench_delegation.ts \
+ *   [--jobs=10000] [--timeout-ms=10000] [--warmup-s=12] [--measure-s=40] [--endpoint=child] \
+ *   [--base=override|guarded|guarded-tls] [--client=builtin|fetch] [--transport=null]
  * ```
  *
- * (Add `,--max-semi-space-size=1` to `--v8-flags` to cap V8's young generation.)
+ * (`--max-semi-space-size=4` caps V8's young generation as `bin/lk-jwt-service` does for the
+ * service; leave it out to see V8's default.)
  *
  * `--endpoint=child` runs the counting endpoint in a second Deno process (so the CPU figure is
  * the service's own); by default everything runs in one process. `--transport=null` replaces
  * the HTTP client with an in-memory answer (job machinery only). `--resolution-ms=N` overrides
  * the job timer coalescing (default 20 ms).
+ *
+ * `--base=guarded` makes the base URL a discovered one (`http://hs.test:<port>`, SSRF guard,
+ * connection pinned to the checked address; the name resolves to 127.0.0.1 without DNS);
+ * `--base=guarded-tls` does the same over `https://` with a throwaway CA made by `openssl`
+ * (add `--allow-write` for its temporary directory). `--client=fetch` sends the POSTs with
+ * `fetch` instead of the built-in HTTP/1.1 client (for comparison).
  *
  * @module
  */
@@ -45,10 +54,11 @@ import {
   userId,
 } from "../lib/ids.ts";
 import { createLogger } from "../lib/log.ts";
-import { createSystemResolver } from "../lib/net/dns.ts";
+import type { Resolver } from "../lib/net/dns.ts";
 import { createOutbound } from "../lib/net/outbound.ts";
 import { NO_PROXIES } from "../lib/net/proxy_env.ts";
 import { createOutboundPolicy } from "../lib/net/ssrf.ts";
+import { createTestCa } from "../tests/fakes/tls.ts";
 
 function arg(name: string, fallback: number): number {
   const hit = Deno.args.find((a) => a.startsWith(`--${name}=`));
@@ -64,6 +74,15 @@ const MEASURE_S = arg("measure-s", 40);
 const PERIOD_MS = Math.max(0.8 * T, 250);
 const hitRes = Deno.args.find((a) => a.startsWith("--resolution-ms="));
 const RESOLUTION_MS = hitRes ? Number(hitRes.slice("--resolution-ms=".length)) : undefined;
+
+function choice<T extends string>(name: string, values: readonly T[]): T {
+  const hit = Deno.args.find((a) => a.startsWith(`--${name}=`));
+  const value = (hit ? hit.slice(name.length + 3) : values[0]) as T;
+  if (!values.includes(value)) throw new RangeError(`--${name} must be one of ${values}`);
+  return value;
+}
+const BASE = choice("base", ["override", "guarded", "guarded-tls"] as const);
+const CLIENT = choice("client", ["builtin", "fetch"] as const);
 
 const EMPTY = new Uint8Array(0);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -83,9 +102,10 @@ function cpuMicros(): number {
 }
 
 /** The delayed-events endpoint: counts restarts and sends, answers `200 {}`. */
-function serveEndpoint(port = 0) {
+function serveEndpoint(tls?: { cert: string; key: string }) {
   const counts = { restart: 0, send: 0, other: 0 };
-  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen: () => {} }, async (req) => {
+  const options = { hostname: "127.0.0.1", port: 0, onListen: () => {}, ...tls };
+  const server = Deno.serve(options, async (req) => {
     await req.body?.cancel();
     const path = new URL(req.url).pathname;
     if (path === "/__counts") return Response.json(counts);
@@ -97,8 +117,15 @@ function serveEndpoint(port = 0) {
   return { counts, server };
 }
 
+function fileArg(name: string): string | undefined {
+  const hit = Deno.args.find((a) => a.startsWith(`--${name}=`));
+  return hit ? Deno.readTextFileSync(hit.slice(name.length + 3)) : undefined;
+}
+
 if (Deno.args.includes("--serve-only")) {
-  const { server } = serveEndpoint();
+  const cert = fileArg("cert-file");
+  const key = fileArg("key-file");
+  const { server } = serveEndpoint(cert && key ? { cert, key } : undefined);
   console.log(server.addr.port);
   await server.finished;
   Deno.exit(0);
@@ -106,12 +133,20 @@ if (Deno.args.includes("--serve-only")) {
 
 // In-process endpoint (default), or in a child process so the CPU figure is the service's own.
 const inChild = Deno.args.includes("--endpoint=child");
+const ca = BASE === "guarded-tls" ? await createTestCa() : undefined;
 let port: number;
 let child: Deno.ChildProcess | undefined;
 let local: ReturnType<typeof serveEndpoint> | undefined;
 if (inChild) {
   child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net=127.0.0.1", new URL(import.meta.url).pathname, "--serve-only"],
+    args: [
+      "run",
+      "--allow-net=127.0.0.1",
+      ...(ca ? [`--allow-read=${ca.dir}`] : []),
+      new URL(import.meta.url).pathname,
+      "--serve-only",
+      ...(ca ? [`--cert-file=${ca.leaf.certPath}`, `--key-file=${ca.leaf.keyPath}`] : []),
+    ],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
@@ -120,16 +155,28 @@ if (inChild) {
   port = Number(String(first.value).trim());
   reader.releaseLock();
 } else {
-  local = serveEndpoint();
+  local = serveEndpoint(ca ? { cert: ca.leaf.certPem, key: ca.leaf.keyPem } : undefined);
   port = local.server.addr.port;
 }
 async function counts(): Promise<{ restart: number; send: number }> {
   if (nullTransport) return nullCounts;
   if (local) return local.counts;
-  const res = await fetch(`http://127.0.0.1:${port}/__counts`);
-  return await res.json();
+  const client = ca ? Deno.createHttpClient({ caCerts: [ca.caCertPem] }) : undefined;
+  const res = await fetch(`${ca ? "https" : "http"}://127.0.0.1:${port}/__counts`, { client });
+  const body = await res.json();
+  client?.close();
+  return body;
 }
-const base: CsApiBase = { baseUrl: `http://127.0.0.1:${port}`, guarded: false };
+const base: CsApiBase = BASE === "override"
+  ? { baseUrl: `http://127.0.0.1:${port}`, guarded: false }
+  : { baseUrl: `${ca ? "https" : "http"}://hs.test:${port}`, guarded: true };
+// Discovered bases: `hs.test` resolves to the endpoint without DNS (the guard still checks it;
+// example.com is listed explicitly, so its chain may use loopback addresses).
+const resolver: Resolver = {
+  lookup: (host) =>
+    host === "hs.test" ? Promise.resolve(["127.0.0.1"]) : Promise.reject(new Error(host)),
+  srv: () => Promise.resolve([]),
+};
 const csApi: CsApiResolver = { resolve: () => Promise.resolve(base) };
 const lookup: ParticipantLookup = { getParticipant: () => Promise.resolve("present") };
 
@@ -164,11 +211,12 @@ const outbound: Outbound = nullTransport
   }
   : createOutbound({
     policy: createOutboundPolicy(config),
-    resolver: createSystemResolver({ clock, log }),
-    caCerts: [],
+    resolver,
+    caCerts: ca ? [ca.caCertPem] : [],
     log,
     clock,
     proxies: NO_PROXIES,
+    builtinHttp1Posts: CLIENT === "builtin",
   });
 const delegation = await startDelegation({
   config,
@@ -243,6 +291,8 @@ const result = {
   restartDeviationPercent: +((rate / ideal - 1) * 100).toFixed(2),
   sends: (await counts()).send,
   endpoint: nullTransport ? "none (null transport)" : inChild ? "child process" : "in process",
+  base: BASE,
+  client: nullTransport ? "none" : CLIENT,
 };
 console.table(result);
 console.log(JSON.stringify(result));

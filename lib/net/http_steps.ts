@@ -30,7 +30,7 @@ export const WELL_KNOWN_REDIRECTS: RedirectPolicy = {
  */
 export function nextHop(
   current: URL,
-  res: Response,
+  res: { headers: Headers },
   opts: { policy: RedirectPolicy; visited: Set<string> },
 ): URL {
   const { policy, visited } = opts;

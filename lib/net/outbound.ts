@@ -3,33 +3,43 @@
  * deno-stack.md §3).
  *
  * Owns: the SSRF guard at connect time (resolve → check every address → connect to exactly the
- * checked address through the pinning proxy, never a second resolution), manual redirects with
- * per-hop guarding (§8.4), response size caps and whole-request deadlines (§8.5), proxies from
- * the environment (§8.6, see lib/net/proxy_env.ts), connection reuse per (address, port, TLS
- * name), and failures classified as {@linkcode OutboundError} kinds so callers can say why a
- * call failed. Error messages and logs show URLs without their query string (the userinfo query
- * carries the access token).
+ * checked address, never a second resolution), manual redirects with per-hop guarding (§8.4),
+ * response size caps and whole-request deadlines (§8.5; all deadlines share one clock timer,
+ * lib/net/deadline.ts), proxies from the environment (§8.6, see lib/net/proxy_env.ts),
+ * connection reuse per (address, port, TLS name), and failures classified as
+ * {@linkcode OutboundError} kinds so callers can say why a call failed. Error messages and logs
+ * show URLs without their query string (the userinfo query carries the access token).
  *
- * Requests without `guard` are operator-configured destinations (overrides, SFU): one plain
- * pooled client with the configured CA certificates, no guard, no pinning. When no proxy is
- * chosen for such a request, Deno's HTTP client still applies `HTTPS_PROXY`/`NO_PROXY` from the
- * process environment on its own (same variables, its own matching rules).
+ * Two transports (lib/net/outbound_hops.ts), chosen per hop:
+ * - POSTs that go direct (no upstream proxy for their URL) — the delayed-event calls, one per
+ *   participant every 0.8·T (delegation.md §4) — use the built-in keep-alive HTTP/1.1 client
+ *   (lib/net/http1_pool.ts), which costs a fraction of `fetch` per request
+ *   (docs/performance.md). Guarded ones dial the checked address themselves.
+ * - Everything else uses `fetch` with pooled `Deno.HttpClient`s: guarded requests through the
+ *   in-process pinning proxy, proxied ones through the upstream proxy.
+ *
+ * Requests without `guard` are operator-configured destinations (overrides, SFU): no guard, no
+ * pinning, the configured CA certificates. When no proxy is chosen for such a GET, Deno's HTTP
+ * client still applies `HTTPS_PROXY`/`NO_PROXY` from the process environment on its own (same
+ * variables, its own matching rules); the built-in client follows only lib/net/proxy_env.ts.
  *
  * TLS: trust roots are Deno's default store plus `caCerts`; SNI, certificate name and `Host`
  * are always those of the URL (the pinning proxy only carries bytes). Skip-verify is applied by
- * the launcher (`--unsafely-ignore-certificate-errors`) and covers every client made here.
+ * the launcher (`--unsafely-ignore-certificate-errors`) and covers both transports.
  *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import { USER_AGENT } from "../version.ts";
-import { ClientPool, type PooledClient } from "./client_pool.ts";
-import { DnsError, type Resolver } from "./dns.ts";
+import { ClientPool } from "./client_pool.ts";
+import { DeadlineSet, type RequestDeadline } from "./deadline.ts";
+import type { Resolver } from "./dns.ts";
+import { Http1Pool } from "./http1_pool.ts";
+import { nextHop, type RedirectPolicy } from "./http_steps.ts";
 import { classifyFailure, OutboundError, redactUrl } from "./outbound_error.ts";
-import { nextHop, readBody, type RedirectPolicy } from "./http_steps.ts";
-import { formatIp, parseIp } from "./ip.ts";
-import { type Connector, type Pin, type PinProxy, startPinProxy } from "./pin_proxy.ts";
+import { fetchHop, type Hop, type HopContext, type HopRequest, http1Hop } from "./outbound_hops.ts";
+import { type Connector, type PinProxy, startPinProxy } from "./pin_proxy.ts";
 import { processEnv, proxyFor, type ProxySettings, readProxySettings } from "./proxy_env.ts";
 import type { OutboundPolicy } from "./ssrf.ts";
 
@@ -88,9 +98,9 @@ export interface OutboundOptions {
   caCerts: readonly string[];
   log: Logger;
   clock: Clock;
-  /** Test seam: maps a checked (address, port) onto the socket actually dialed. */
+  /** Test seam: maps a checked (address, port) onto the socket actually dialed (both transports). */
   dial?: (host: string, port: number) => { hostname: string; port: number };
-  /** Test seam: replaces `Deno.connect` in the pinning proxy. */
+  /** Test seam: replaces `Deno.connect` (pinning proxy and built-in client). */
   connect?: Connector;
   /** Proxy settings; default: read `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment. */
   proxies?: ProxySettings;
@@ -100,33 +110,73 @@ export interface OutboundOptions {
   clientIdleMs?: number;
   /** Listen address of the pinning proxy (default `PIN_PROXY_HOSTNAME`). */
   pinProxyHostname?: string;
+  /**
+   * Send direct (not proxied) POSTs over the built-in HTTP/1.1 client instead of `fetch`,
+   * default true (lib/net/outbound_hops.ts).
+   */
+  builtinHttp1Posts?: boolean;
 }
 
-function defaultPort(url: URL): number {
-  return url.port !== "" ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+/** RFC 9110 token: a header field name. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** What a header value may not contain (as `Headers` would refuse it). */
+const BAD_VALUE = /[\0\r\n]|[^\0-\xff]/;
+
+/**
+ * The request's header fields, validated like `Headers` does, names in lower case, `Host`
+ * dropped (it is always the URL's), `Accept: application/json` and `User-Agent` added unless
+ * given. A plain list: both transports take it without building a `Headers` object.
+ */
+function headerFields(given: Record<string, string> | undefined): [string, string][] {
+  const fields: [string, string][] = [];
+  let accept = false;
+  let agent = false;
+  for (const [name, value] of Object.entries(given ?? {})) {
+    if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: ${name}`);
+    if (BAD_VALUE.test(value)) throw new TypeError(`Invalid value of header ${name}`);
+    const lower = name.toLowerCase();
+    if (lower === "host") continue;
+    if (lower === "accept") accept = true;
+    else if (lower === "user-agent") agent = true;
+    fields.push([lower, value.trim()]);
+  }
+  if (!accept) fields.push(["accept", "application/json"]);
+  if (!agent) fields.push(["user-agent", USER_AGENT]);
+  return fields;
 }
 
-function bareHostname(url: URL): string {
-  const h = url.hostname;
-  return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
+/** A finished request; its headers are built only when asked for (a getter). */
+class OutboundResult implements OutboundResponse {
+  readonly #hop: Hop;
+  readonly status: number;
+  readonly body: Uint8Array;
+  readonly url: string;
+
+  constructor(hop: Hop, parts: { body: Uint8Array; url: string }) {
+    this.#hop = hop;
+    this.status = hop.status;
+    this.body = parts.body;
+    this.url = parts.url;
+  }
+
+  get headers(): Headers {
+    return this.#hop.headers;
+  }
 }
 
-interface Attempt {
-  response: Response;
-  done: () => void;
-}
-
-interface Deadline {
-  signal: AbortSignal;
-  timedOut: () => boolean;
-  callerAborted: () => boolean;
-  cancel: () => void;
+function classifyEnded(d: RequestDeadline, url: URL): OutboundError {
+  return classifyFailure(undefined, {
+    timedOut: d.timedOut,
+    callerAborted: d.callerAborted,
+    url,
+  });
 }
 
 /** Creates the outbound client. */
 export function createOutbound(opts: OutboundOptions): Outbound {
   const { policy, resolver, log, clock } = opts;
   const proxies = opts.proxies ?? readProxySettings(processEnv);
+  const builtinPosts = opts.builtinHttp1Posts ?? true;
   let pinProxy: PinProxy | undefined;
   let closed = false;
   const getPinProxy = (): PinProxy => {
@@ -146,140 +196,15 @@ export function createOutbound(opts: OutboundOptions): Outbound {
     pinProxy: getPinProxy,
     idleMs: opts.clientIdleMs,
   });
-
-  function deadline(timeoutMs: number, caller: AbortSignal | undefined): Deadline {
-    const ac = new AbortController();
-    let timedOut = false;
-    const timer = clock.setTimer(timeoutMs, () => {
-      timedOut = true;
-      ac.abort(new DOMException("request timed out", "TimeoutError"));
-    });
-    const signal = caller ? AbortSignal.any([ac.signal, caller]) : ac.signal;
-    return {
-      signal,
-      timedOut: () => timedOut,
-      callerAborted: () => caller?.aborted === true && !timedOut,
-      cancel: () => timer.cancel(),
-    };
-  }
-
-  function classify(err: unknown, d: Deadline, url: URL, pin?: Pin): OutboundError {
-    return classifyFailure(err, {
-      timedOut: d.timedOut(),
-      callerAborted: d.callerAborted(),
-      url,
-      ...(pin ? { pin } : {}),
-    });
-  }
-
-  async function send(
-    url: URL,
-    init: RequestInit,
-    entry: PooledClient,
-  ): Promise<Attempt> {
-    pool.acquire(entry);
-    try {
-      const response = await fetch(url, { ...init, client: entry.client, redirect: "manual" });
-      return { response, done: () => pool.release(entry) };
-    } catch (err) {
-      pool.release(entry);
-      throw err;
-    }
-  }
-
-  /** Addresses of `host` that pass the guard; logs and skips denied ones. */
-  async function guardedAddresses(
-    serverName: string,
-    url: URL,
-    connectTo: OutboundRequest["connectTo"],
-    d: Deadline,
-  ): Promise<{ address: string; port: number }[]> {
-    const host = bareHostname(url);
-    const name = connectTo?.host ?? host;
-    const port = connectTo?.port ?? defaultPort(url);
-    const candidates = connectTo ? [connectTo.address] : await resolver.lookup(host, d.signal);
-    const allowed: { address: string; port: number }[] = [];
-    const denied: string[] = [];
-    for (const text of candidates) {
-      const ip = parseIp(text);
-      if (!ip) continue;
-      const verdict = policy.check({ serverName, host: name, address: ip.value });
-      if (verdict.allowed) allowed.push({ address: formatIp(ip.value), port });
-      else {
-        denied.push(`${text} (${verdict.reason})`);
-        log.warn("destination not allowed", {
-          server_name: serverName,
-          host: name,
-          address: text,
-          reason: verdict.reason,
-        });
-      }
-    }
-    if (allowed.length === 0) {
-      throw new OutboundError(
-        "blocked",
-        `destination not allowed: ${name} -> ${denied.join(", ") || "no usable address"}`,
-        { url: redactUrl(url), address: candidates[0] },
-      );
-    }
-    return allowed;
-  }
-
-  async function attempt(
-    url: URL,
-    init: RequestInit,
-    req: OutboundRequest,
-    connectTo: OutboundRequest["connectTo"],
-    d: Deadline,
-  ): Promise<Attempt> {
-    const proxyUrl = proxyFor(proxies, url);
-    if (!req.guard) {
-      const entry = proxyUrl ? pool.upstream(proxyUrl) : pool.plain();
-      try {
-        return await send(url, init, entry);
-      } catch (err) {
-        throw classify(err, d, url);
-      }
-    }
-    const serverName = req.guard.serverName;
-    if (proxyUrl) {
-      // Best effort (lib/net/proxy_env.ts): the proxy resolves and connects itself.
-      try {
-        await guardedAddresses(serverName, url, connectTo, d);
-      } catch (err) {
-        if (!(err instanceof DnsError)) throw classify(err, d, url);
-      }
-      try {
-        return await send(url, init, pool.upstream(proxyUrl));
-      } catch (err) {
-        throw classify(err, d, url);
-      }
-    }
-    let targets: { address: string; port: number }[];
-    try {
-      targets = await guardedAddresses(serverName, url, connectTo, d);
-    } catch (err) {
-      throw classify(err, d, url);
-    }
-    const scheme = url.protocol === "http:" ? "http:" : "https:";
-    let last: OutboundError | undefined;
-    for (const target of targets) {
-      const entry = pool.pinned(scheme, target.address, target.port, bareHostname(url));
-      try {
-        return await send(url, init, entry);
-      } catch (err) {
-        last = classify(err, d, url, entry.pin);
-        if (d.signal.aborted) throw last;
-        log.debug("outbound address failed", {
-          server_name: serverName,
-          url: redactUrl(url),
-          address: target.address,
-          error: last.message,
-        });
-      }
-    }
-    throw last ?? new OutboundError("other", `no address for ${redactUrl(url)}`);
-  }
+  const http1 = new Http1Pool({
+    clock,
+    caCerts: opts.caCerts,
+    connect: opts.connect,
+    dial: opts.dial,
+    connectTimeoutMs: opts.connectTimeoutMs,
+  });
+  const deadlines = new DeadlineSet(clock);
+  const ctx: HopContext = { policy, resolver, log, pool, http1 };
 
   return {
     async request(req) {
@@ -293,62 +218,66 @@ export function createOutbound(opts: OutboundOptions): Outbound {
       if (url.protocol !== "https:" && url.protocol !== "http:") {
         throw new OutboundError("other", `unsupported URL scheme ${url.protocol}`);
       }
-      const d = deadline(req.timeoutMs, req.signal);
-      const headers = new Headers(req.headers);
-      headers.delete("host");
-      if (!headers.has("accept")) headers.set("Accept", "application/json");
-      if (!headers.has("user-agent")) headers.set("User-Agent", USER_AGENT);
+      let headers = headerFields(req.headers);
+      const d = deadlines.start(req.timeoutMs, req.signal);
       let method: string = req.method ?? "GET";
       let body: string | undefined = req.body;
       let connectTo = req.connectTo;
-      const visited = new Set<string>([url.href]);
+      const first = url;
+      let visited: Set<string> | undefined;
       try {
         for (;;) {
-          if (d.signal.aborted) throw classify(d.signal.reason, d, url);
-          const init: RequestInit = { method, headers, body, signal: d.signal };
-          const { response, done } = await attempt(url, init, req, connectTo, d);
+          if (d.ended) throw classifyEnded(d, url);
+          const hopReq: HopRequest = {
+            url,
+            method,
+            headers,
+            body,
+            maxBodyBytes: req.maxBodyBytes,
+            guard: req.guard?.serverName,
+            connectTo,
+            proxyUrl: proxyFor(proxies, url),
+          };
+          const builtin = builtinPosts && method === "POST" && hopReq.proxyUrl === undefined;
+          const hop = await (builtin ? http1Hop : fetchHop)(ctx, hopReq, d);
           try {
             const policy = req.redirect;
-            if (
-              policy && policy.statuses.includes(response.status) &&
-              response.headers.has("location")
-            ) {
-              await response.body?.cancel().catch(() => {});
-              const next = nextHop(url, response, { policy, visited });
+            if (policy && policy.statuses.includes(hop.status) && hop.headers.has("location")) {
+              await hop.discard();
+              visited ??= new Set([first.href]);
+              const next = nextHop(url, hop, { policy, visited });
               visited.add(next.href);
               if (
-                response.status === 303 ||
-                ((response.status === 301 || response.status === 302) && method === "POST")
+                hop.status === 303 ||
+                ((hop.status === 301 || hop.status === 302) && method === "POST")
               ) {
                 method = "GET";
                 body = undefined;
-                headers.delete("content-type");
+                headers = headers.filter(([name]) => name !== "content-type");
               }
               log.debug("following redirect", {
                 from: redactUrl(url),
                 to: redactUrl(next),
-                status: response.status,
+                status: hop.status,
               });
               url = next;
               connectTo = undefined;
               continue;
             }
-            const bytes = await readBody(response, req.maxBodyBytes, url);
-            return {
-              status: response.status,
-              headers: response.headers,
-              body: bytes,
-              url: url.href,
-            };
+            return new OutboundResult(hop, { body: await hop.read(), url: url.href });
           } catch (err) {
-            await response.body?.cancel().catch(() => {});
-            throw classify(err, d, url);
+            await hop.discard();
+            throw classifyFailure(err, {
+              timedOut: d.timedOut,
+              callerAborted: d.callerAborted,
+              url,
+            });
           } finally {
-            done();
+            hop.done();
           }
         }
       } finally {
-        d.cancel();
+        d.finish();
       }
     },
 
@@ -356,6 +285,8 @@ export function createOutbound(opts: OutboundOptions): Outbound {
       if (closed) return;
       closed = true;
       pool.close();
+      http1.close();
+      deadlines.close();
       await pinProxy?.close();
     },
   };

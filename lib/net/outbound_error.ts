@@ -72,7 +72,14 @@ function causeText(err: unknown): string {
  */
 export function classifyFailure(
   err: unknown,
-  ctx: { timedOut: boolean; callerAborted: boolean; url: URL; pin?: Pin },
+  ctx: {
+    timedOut: boolean;
+    callerAborted: boolean;
+    url: URL;
+    pin?: Pin;
+    /** The address being contacted, when no pin says it. */
+    address?: string;
+  },
 ): OutboundError {
   const { url, pin } = ctx;
   const where = redactUrl(url);
@@ -89,7 +96,7 @@ export function classifyFailure(
     });
   }
   const text = causeText(err);
-  const address = pin?.target.address;
+  const address = pin?.target.address ?? ctx.address;
   if (/unsuccessful tunnel/i.test(text) && pin?.lastFailure) {
     const kind = pin.lastFailure.kind === "timeout" ? "timeout" : "connect";
     return new OutboundError(kind, `${where}: ${pin.lastFailure.message}`, {

@@ -248,7 +248,7 @@ Deno.test("unguarded requests use the plain client: no resolver, no guard", asyn
   }
 });
 
-Deno.test("guarded plain-http requests are pinned too (one request per tunnel)", async () => {
+Deno.test("guarded plain-http requests are pinned too (fetch: one request per tunnel)", async () => {
   const hs = await startFakeHomeserver({
     extraRoutes: async (req) =>
       new Response(`${req.method} ${new URL(req.url).pathname} ${await req.text()}`),
@@ -257,6 +257,8 @@ Deno.test("guarded plain-http requests are pinned too (one request per tunnel)",
   const { outbound } = testOutbound({
     resolver: scriptedResolver({ "hs.test": ["8.8.8.8"] }),
     dial,
+    // POSTs take the built-in HTTP/1.1 path by default (tests/net/http1_outbound_test.ts).
+    builtinHttp1Posts: false,
   });
   try {
     for (let i = 0; i < 2; i++) {
