@@ -8,7 +8,6 @@ import { ConfigError, envWithFlags, loadConfig } from "./lib/config/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { startService } from "./lib/service.ts";
 import { runHealthcheck } from "./lib/cli/healthcheck.ts";
-import { runCheckConfig } from "./lib/cli/check_config.ts";
 import {
   explainPermissionError,
   permissionsSummary,
@@ -93,8 +92,11 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case "healthcheck":
       return await runHealthcheck(envLookup);
-    case "check-config":
+    case "check-config": {
+      // Loaded on demand: the checks pull in clients the service itself may not need.
+      const { runCheckConfig } = await import("./lib/cli/check_config.ts");
       return await runCheckConfig(rest, envLookup);
+    }
     case "--version":
     case "version":
       console.log(`lk-jwt-service ${VERSION}`);
