@@ -14,6 +14,8 @@ import type { LiveKitIdentity, LiveKitRoomAlias, Secret } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import { USER_AGENT } from "../version.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
+import { readBody } from "../net/http_steps.ts";
+import { OutboundError } from "../net/outbound_error.ts";
 import { type AdminGrant, mintAdminToken } from "./jwt.ts";
 import {
   decodeRoomCreationTime,
@@ -88,30 +90,6 @@ export interface RoomServiceOptions {
 interface TwirpErrorBody {
   code?: unknown;
   msg?: unknown;
-}
-
-async function readCapped(res: Response, max: number): Promise<Uint8Array> {
-  if (!res.body) return new Uint8Array(0);
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel().catch(() => {});
-      throw new TwirpError(`response larger than ${max} bytes`, { kind: "transport" });
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.byteLength;
-  }
-  return out;
 }
 
 function parseTwirpError(body: Uint8Array): { code?: string; msg?: string } {
@@ -207,9 +185,11 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
     }
     let data: Uint8Array;
     try {
-      data = await readCapped(res, MAX_TWIRP_RESPONSE);
+      data = await readBody(res, MAX_TWIRP_RESPONSE, new URL(res.url || apiBase));
     } catch (err) {
-      if (err instanceof TwirpError) throw err;
+      if (err instanceof OutboundError) {
+        throw new TwirpError(`${method} failed: ${err.message}`, { kind: "transport", cause: err });
+      }
       const timedOut = timeout.aborted;
       throw new TwirpError(`${method} failed while reading the response`, {
         kind: timedOut ? "timeout" : "transport",

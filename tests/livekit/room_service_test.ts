@@ -143,3 +143,22 @@ Deno.test("rooms: a failed creation is not remembered", async () => {
   await assert.rejects(() => creator.ensureRoom(room));
   assert.equal(calls, 2);
 });
+
+Deno.test("room service: responses over 1 MiB are refused (§6.1)", async () => {
+  const sfu = startFakeSfu();
+  const rs = service(sfu.url);
+  try {
+    sfu.failNext.push({
+      status: 200,
+      body: "x".repeat(1024 * 1024 + 1),
+      contentType: "application/protobuf",
+    });
+    const err = await rs.createRoom(room).catch((e) => e);
+    assert.ok(err instanceof TwirpError);
+    assert.equal(err.kind, "transport");
+    assert.match(err.message, /exceeds 1048576 bytes/);
+  } finally {
+    rs.close();
+    await sfu.close();
+  }
+});
