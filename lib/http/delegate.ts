@@ -5,7 +5,7 @@
  * @module
  */
 import { classify, isExplicitlyListed } from "../policy/access.ts";
-import { type DelayId, Secret, serverName as toServerName } from "../ids.ts";
+import { Secret, serverName as toServerName } from "../ids.ts";
 import { hashedIdentity, roomAlias } from "../livekit/names.ts";
 import { Errors, Messages } from "./errors.ts";
 import type { AppDeps } from "./ports.ts";
@@ -47,15 +47,8 @@ export async function handleDelegate(
   await resolveCsApi(deps, { ctx, server });
   await registerJob(deps, {
     ctx,
-    request: {
-      serverName: server,
-      delayId: delay.delayId as DelayId,
-      delayTimeoutMs: 0,
-      room,
-      identity,
-      userId: user,
-    },
-    delayTimeout: delay.delayTimeout,
+    delay,
+    job: { serverName: server, room, identity, userId: user },
   });
   return jsonResponse({});
 }

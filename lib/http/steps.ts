@@ -205,15 +205,23 @@ export async function resolveCsApi(
 /** Checks T (delegation.md §2) and registers the job (http-api.md §9.1). */
 export async function registerJob(
   deps: AppDeps,
-  options: { ctx: RequestContext; request: DelegationRequest; delayTimeout: bigint },
+  options: {
+    ctx: RequestContext;
+    delay: DelayRequest;
+    job: Omit<DelegationRequest, "delayId" | "delayTimeoutMs">;
+  },
 ): Promise<void> {
-  const { delayTimeout } = options;
+  const { delayId, delayTimeout } = options.delay;
   if (deps.shuttingDown()) throw Errors.shuttingDown();
   if (delayTimeout > MAX_DELAY_TIMEOUT_MS) {
     throw Errors.badJson(`invalid delay timeout for delayed event job: ${delayTimeout}ms`);
   }
   try {
-    await deps.delegation.register({ ...options.request, delayTimeoutMs: Number(delayTimeout) });
+    await deps.delegation.register({
+      ...options.job,
+      delayId,
+      delayTimeoutMs: Number(delayTimeout),
+    });
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw Errors.internal(err);

@@ -5,7 +5,7 @@
  * @module
  */
 import { classify, isExplicitlyListed } from "../policy/access.ts";
-import { type DelayId, Secret, serverName as toServerName, type UserId } from "../ids.ts";
+import { Secret, serverName as toServerName, type UserId } from "../ids.ts";
 import { hashedIdentity, LEGACY_SLOT, legacyIdentity, roomAlias } from "../livekit/names.ts";
 import { clientGrant, mintClientToken } from "../livekit/jwt.ts";
 import { ApiError, Errors, Messages } from "./errors.ts";
@@ -124,15 +124,8 @@ export async function handleToken(
     if (delay) {
       await registerJob(deps, {
         ctx,
-        request: {
-          serverName: server,
-          delayId: delay.delayId as DelayId,
-          delayTimeoutMs: 0,
-          room,
-          identity,
-          userId: user,
-        },
-        delayTimeout: delay.delayTimeout,
+        delay,
+        job: { serverName: server, room, identity, userId: user },
       });
     }
   }
