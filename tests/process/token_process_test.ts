@@ -63,6 +63,13 @@ function getToken(
   };
 }
 
+/** Polls until the homeserver has received a userinfo request (it is now in flight). */
+async function untilUserinfoArrived(hs: { count(path: string): number }): Promise<void> {
+  for (let i = 0; i < 200 && hs.count("/_matrix/federation/v1/openid/userinfo") === 0; i++) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 async function post(url: string, body: unknown): Promise<Response> {
   return await fetch(url, {
     method: "POST",
@@ -285,8 +292,7 @@ Deno.test("process: SIGTERM lets an in-flight request finish, refuses new ones, 
       `${s.svc.url}/get_token`,
       getToken(s.full, "alice-token", `@alice:${s.full}`),
     );
-    await s.svc.waitForLog(/destination|userinfo|request_id|Listening/);
-    await new Promise((r) => setTimeout(r, 300));
+    await untilUserinfoArrived(s.hs);
     const stopped = s.svc.stop("SIGTERM");
     const res = await inflight;
     assert.equal(res.status, 200);
@@ -367,7 +373,7 @@ Deno.test("process: a second signal exits at once", async () => {
       getToken(s.full, "alice-token", `@alice:${s.full}`),
     )
       .catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 300));
+    await untilUserinfoArrived(s.hs);
     const stopped = s.svc.stop("SIGTERM");
     await s.svc.waitForLog(/Shutting down/);
     await s.svc.stop("SIGTERM");
