@@ -170,6 +170,42 @@ stop_nginx() {
   nginx -c "$RUN/nginx.conf" -p "$RUN" -e "$RUN/nginx-error.log" -s quit 2>/dev/null || true
 }
 
+caddy_ready() {
+  # Any HTTP answer means Caddy listens (502 while no service runs behind it).
+  [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8087/livekit/jwt/healthz)" != 000 ]
+}
+
+start_caddy() {
+  # The first ```caddyfile block of README.md, imported inside the site block of
+  # e2e/config/Caddyfile.in. E2E_README tries an edited copy before committing it.
+  awk '/^```caddyfile$/ { on = 1; next } on && /^```$/ { exit } on { print }' "${E2E_README:-$ROOT/README.md}" \
+    >"$RUN/caddy-readme.caddy"
+  sed "s|@RUN@|$RUN|g" "$E2E/config/Caddyfile.in" >"$RUN/Caddyfile"
+  mkdir -p "$RUN/caddy-home"
+  if ! grep -q 'reverse_proxy' "$RUN/caddy-readme.caddy"; then
+    echo "README.md has no caddyfile block with the reverse-proxy configuration" >"$RUN/caddy-failed"
+  else
+    HOME="$RUN/caddy-home" XDG_DATA_HOME="$RUN/caddy-home" XDG_CONFIG_HOME="$RUN/caddy-home" \
+      caddy run --config "$RUN/Caddyfile" --adapter caddyfile >"$RUN/caddy-run.log" 2>&1 &
+    CADDY_PID=$!
+    if ! wait_until 15 "Caddy" caddy_ready; then
+      { grep -m1 -i 'error' "$RUN/caddy-run.log" || echo "Caddy did not start"; } >"$RUN/caddy-failed"
+    fi
+  fi
+  # Only the reverse-proxy scenario needs Caddy: it reports this failure; the rest still runs.
+  if [ -f "$RUN/caddy-failed" ]; then
+    log "Caddy not started: $(cat "$RUN/caddy-failed")"
+  fi
+  return 0
+}
+
+stop_caddy() {
+  [ -n "${CADDY_PID:-}" ] || return 0
+  kill -TERM "$CADDY_PID" 2>/dev/null || true
+  wait "$CADDY_PID" 2>/dev/null || true
+  CADDY_PID=""
+}
+
 start_stack() {
   make_certificates
   log "starting Redis"
@@ -183,11 +219,13 @@ start_stack() {
   start_webhook_capture
   log "starting livekit-server"
   start_livekit
-  log "starting nginx"
+  log "starting nginx and Caddy (the README's reverse-proxy blocks)"
   start_nginx
+  start_caddy
 }
 
 stop_stack() {
+  stop_caddy
   stop_nginx
   stop_livekit
   stop_webhook_capture

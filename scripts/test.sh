@@ -46,7 +46,7 @@ step check "$DENO" check main.ts lib tests scripts e2e
 count "$out/unit.log"
 
 if [ "${1:-}" != "--fast" ] && [ -x e2e/run.sh ]; then
-  sh e2e/run.sh 2>&1 | tee "$out/e2e.log" | grep -E '^(ok|FAILED) \||FAILED|^error|^e2e:' || true
+  sh e2e/run.sh 2>&1 | tee "$out/e2e.log" | grep --line-buffered -E '^(ok|FAILED) \||FAILED|^error|^e2e(-setup)?:| \.\.\. (ok|FAILED)' || true
   count "$out/e2e.log"
 fi
 

@@ -30,6 +30,10 @@ export const SERVICE_URL = `http://${SERVICE_BIND}`;
 export const PROXY_URL = "http://127.0.0.1:8088/livekit/jwt";
 /** The SFU's signalling URL through nginx (`/livekit/sfu`). */
 export const PROXY_SFU_URL = "ws://127.0.0.1:8088/livekit/sfu";
+/** Caddy in front of the service, serving it under `/livekit/jwt`. */
+export const CADDY_URL = "http://127.0.0.1:8087/livekit/jwt";
+/** The SFU's signalling URL through Caddy (`/livekit/sfu`). */
+export const CADDY_SFU_URL = "ws://127.0.0.1:8087/livekit/sfu";
 /** Redis of the stack. */
 export const REDIS_URL = "redis://127.0.0.1:6379/0";
 /** Redis hash holding delegation jobs (delegation.md §10.1). */

@@ -1,13 +1,22 @@
 /**
  * Scenario 6 (clients-and-deployments.md §4; http-api.md §3): the token exchange through a real
- * nginx (Debian package) that serves the service under `/livekit/jwt` and the SFU under
- * `/livekit/sfu` with the configuration blocks of the README (extracted verbatim by
- * e2e/stack.sh), browser CORS preflight included.
+ * nginx and a real Caddy (Debian packages), each serving the service under `/livekit/jwt` and
+ * the SFU under `/livekit/sfu` with the README's configuration block for it (extracted verbatim
+ * by e2e/stack.sh), browser CORS preflight, error bodies and a WebRTC join through the proxy
+ * included.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import { LIVEKIT_WS_URL, PROXY_SFU_URL, PROXY_URL, stackPaths, uniqueSuffix } from "../lib/env.ts";
+import {
+  CADDY_SFU_URL,
+  CADDY_URL,
+  LIVEKIT_WS_URL,
+  PROXY_SFU_URL,
+  PROXY_URL,
+  stackPaths,
+  uniqueSuffix,
+} from "../lib/env.ts";
 import { checkTokenAnswer, newCall } from "../lib/call.ts";
 import { legacyIdentity } from "../lib/hash.ts";
 import { participantIdentities } from "../lib/livekit.ts";
@@ -19,8 +28,24 @@ import { MatrixUser } from "../lib/synapse.ts";
 const ORIGIN = "https://call.example.org";
 const ALLOW_HEADERS = "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token";
 
-async function preflight(path: string): Promise<Response> {
-  const res = await fetch(`${PROXY_URL}${path}`, {
+/** One reverse proxy of the stack and the README block it runs. */
+interface Proxy {
+  name: "nginx" | "Caddy";
+  /** Base URL of the service through the proxy. */
+  url: string;
+  /** SFU signalling URL through the proxy. */
+  sfuUrl: string;
+  /** File in the run folder that holds the proxy's start error, if any. */
+  failedFile: string;
+}
+
+const PROXIES: Proxy[] = [
+  { name: "nginx", url: PROXY_URL, sfuUrl: PROXY_SFU_URL, failedFile: "nginx-failed" },
+  { name: "Caddy", url: CADDY_URL, sfuUrl: CADDY_SFU_URL, failedFile: "caddy-failed" },
+];
+
+async function preflight(base: string, path: string): Promise<Response> {
+  const res = await fetch(`${base}${path}`, {
     method: "OPTIONS",
     headers: {
       origin: ORIGIN,
@@ -39,29 +64,30 @@ function assertCors(headers: Headers): void {
   assert.equal(headers.get("access-control-allow-headers"), ALLOW_HEADERS);
 }
 
-async function nginxStartError(): Promise<string | undefined> {
+async function startError(proxy: Proxy): Promise<string | undefined> {
   try {
-    return await Deno.readTextFile(`${stackPaths().run}/nginx-failed`);
+    return await Deno.readTextFile(`${stackPaths().run}/${proxy.failedFile}`);
   } catch {
     return undefined;
   }
 }
 
-Deno.test("reverse proxy: token exchange through nginx under /livekit/jwt", async () => {
-  const nginxError = await nginxStartError();
-  assert.equal(nginxError, undefined, `nginx rejected the README configuration: ${nginxError}`);
-  const service = await Service.start({ name: "proxy" });
+async function exchangeThrough(proxy: Proxy): Promise<void> {
+  const error = await startError(proxy);
+  assert.equal(error, undefined, `${proxy.name} rejected the README configuration: ${error}`);
+  const base = proxy.url;
+  const service = await Service.start({ name: `proxy-${proxy.name.toLowerCase()}` });
   const participants: Participant[] = [];
   try {
     for (const path of ["/get_token", "/sfu/get", "/delegate_delayed_leave"]) {
-      const res = await preflight(path);
+      const res = await preflight(base, path);
       assert.equal(res.status, 200, `preflight ${path}`);
       assertCors(res.headers);
     }
 
-    const call = await newCall("ivy");
+    const call = await newCall(proxy.name === "nginx" ? "ivy" : "kim");
     const a = await postJson(
-      `${PROXY_URL}/get_token`,
+      `${base}/get_token`,
       getTokenBody(call.user, {
         roomId: call.roomId,
         openId: await call.user.openIdToken(),
@@ -72,9 +98,9 @@ Deno.test("reverse proxy: token exchange through nginx under /livekit/jwt", asyn
     assertCors(a.headers);
     checkTokenAnswer(a.json, { url: LIVEKIT_WS_URL, room: call.room, identity: call.identity });
 
-    const bob = await MatrixUser.register(`jack-${uniqueSuffix()}`);
+    const bob = await MatrixUser.register(`${proxy.name === "nginx" ? "jack" : "lou"}-${uniqueSuffix()}`);
     const b = await postJson(
-      `${PROXY_URL}/sfu/get`,
+      `${base}/sfu/get`,
       legacyBody(bob, { roomId: call.roomId, openId: await bob.openIdToken() }),
     );
     assert.equal(b.status, 200, JSON.stringify(b.json));
@@ -82,30 +108,40 @@ Deno.test("reverse proxy: token exchange through nginx under /livekit/jwt", asyn
     checkTokenAnswer(b.json, { url: LIVEKIT_WS_URL, room: call.room, identity: bobIdentity });
 
     // Errors keep their JSON bodies through the proxy.
-    const bad = await postJson(`${PROXY_URL}/get_token`, {});
+    const bad = await postJson(`${base}/get_token`, {});
     assert.equal(bad.status, 400);
     assert.equal(bad.json.errcode, "M_BAD_JSON");
-    const unknown = await fetch(`${PROXY_URL}/no/such/path`);
+    const unknown = await fetch(`${base}/no/such/path`);
     assert.equal(unknown.status, 404);
     assert.deepEqual(await unknown.json(), {
       errcode: "M_UNRECOGNIZED",
       error: "Unrecognized request",
     });
-    const health = await fetch(`${PROXY_URL}/healthz`);
+    // Wrong method: 405 with Allow and the Matrix error body, through the proxy.
+    const wrong = await fetch(`${base}/get_token`);
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST, OPTIONS");
+    assertCors(wrong.headers);
+    assert.deepEqual(await wrong.json(), {
+      errcode: "M_UNRECOGNIZED",
+      error: "Unrecognized request",
+    });
+    const health = await fetch(`${base}/healthz`);
     await health.body?.cancel();
     assert.equal(health.status, 200);
     // Whether or not the proxy publishes /sfu_webhook, an unsigned webhook gets nowhere.
-    const hook = await fetch(`${PROXY_URL}/sfu_webhook`, { method: "POST", body: "{}" });
+    const hook = await fetch(`${base}/sfu_webhook`, { method: "POST", body: "{}" });
     await hook.body?.cancel();
     assert.ok(
       [401, 404].includes(hook.status),
       `unsigned webhook through the proxy: ${hook.status}`,
     );
 
-    participants.push(await Participant.join(a.json.jwt as string, { name: "proxy-a" }));
+    const tag = proxy.name.toLowerCase();
+    participants.push(await Participant.join(a.json.jwt as string, { name: `${tag}-a` }));
     // The second participant reaches the SFU through the README's /livekit/sfu/ block.
     participants.push(
-      await Participant.join(b.json.jwt as string, { name: "proxy-b", url: PROXY_SFU_URL }),
+      await Participant.join(b.json.jwt as string, { name: `${tag}-b`, url: proxy.sfuUrl }),
     );
     assert.deepEqual(
       await participantIdentities(call.room),
@@ -116,4 +152,10 @@ Deno.test("reverse proxy: token exchange through nginx under /livekit/jwt", asyn
     for (const p of participants) await p.dispose();
     await service.stop();
   }
-});
+}
+
+for (const proxy of PROXIES) {
+  Deno.test(`reverse proxy: token exchange through ${proxy.name} under /livekit/jwt`, async () => {
+    await exchangeThrough(proxy);
+  });
+}
