@@ -1,10 +1,13 @@
 /**
- * Entry point: dispatches the command (`serve` by default, `healthcheck`, `check-config`,
- * `--version`), loads the configuration and wires the service. All behaviour lives in `lib/`.
+ * Entry point: parses the command line (`serve` by default, `healthcheck`, `check-config`,
+ * `help`, `--version`; unknown flags are usage errors), loads the configuration and wires the
+ * service. All behaviour lives in `lib/`.
  *
  * @module
  */
-import { ConfigError, envWithFlags, loadConfig } from "./lib/config/config.ts";
+import { ConfigError, loadConfig } from "./lib/config/config.ts";
+import { type CommandLine, parseCommandLine, withSettings } from "./lib/cli/args.ts";
+import { usageText } from "./lib/cli/usage.ts";
 import { createLogger } from "./lib/log.ts";
 import { startService } from "./lib/service.ts";
 import { runHealthcheck } from "./lib/cli/healthcheck.ts";
@@ -37,8 +40,8 @@ function stderr(line: string): void {
   Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
 }
 
-async function serve(args: string[]): Promise<number> {
-  const { env } = envWithFlags(args, envLookup);
+async function serve(line: CommandLine): Promise<number> {
+  const env = withSettings(line, envLookup);
   let loaded;
   try {
     loaded = loadConfig({ env, readTextFile: (p) => Deno.readTextFileSync(p) });
@@ -88,23 +91,28 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function main(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
-  switch (command) {
+  const parsed = parseCommandLine(args);
+  if (!parsed.ok) {
+    stderr(`lk-jwt-service: ${parsed.error}`);
+    return 2;
+  }
+  const line = parsed.line;
+  switch (line.command) {
     case "healthcheck":
-      return await runHealthcheck(envLookup);
+      return await runHealthcheck(withSettings(line, envLookup));
     case "check-config": {
       // Loaded on demand: the checks pull in clients the service itself may not need.
       const { runCheckConfig } = await import("./lib/cli/check_config.ts");
-      return await runCheckConfig(rest, envLookup);
+      return await runCheckConfig(args.slice(1), envLookup);
     }
-    case "--version":
     case "version":
       console.log(`lk-jwt-service ${VERSION}`);
       return 0;
+    case "help":
+      Deno.stdout.writeSync(new TextEncoder().encode(usageText(VERSION)));
+      return 0;
     case "serve":
-      return await serve(rest);
-    default:
-      return await serve(args);
+      return await serve(line);
   }
 }
 

@@ -64,7 +64,8 @@ export class Service {
     const paths = stackPaths();
     const proc = new ManagedProcess("sh", {
       args: [`${paths.root}/bin/lk-jwt-service`],
-      cwd: paths.root,
+      // The run folder: a developer's .env in the repository must not leak into the scenario.
+      cwd: paths.run,
       env: serviceEnv(opts),
       clearEnv: true,
       logFile: `${paths.run}/logs/service-${opts.name}.log`,

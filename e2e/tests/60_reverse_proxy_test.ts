@@ -98,7 +98,9 @@ async function exchangeThrough(proxy: Proxy): Promise<void> {
     assertCors(a.headers);
     checkTokenAnswer(a.json, { url: LIVEKIT_WS_URL, room: call.room, identity: call.identity });
 
-    const bob = await MatrixUser.register(`${proxy.name === "nginx" ? "jack" : "lou"}-${uniqueSuffix()}`);
+    const bob = await MatrixUser.register(
+      `${proxy.name === "nginx" ? "jack" : "lou"}-${uniqueSuffix()}`,
+    );
     const b = await postJson(
       `${base}/sfu/get`,
       legacyBody(bob, { roomId: call.roomId, openId: await bob.openIdToken() }),

@@ -18,13 +18,8 @@
  * @module
  */
 import { type Clock, systemClock } from "../clock.ts";
-import {
-  type Config,
-  ConfigError,
-  type ConfigNote,
-  envWithFlags,
-  loadConfig,
-} from "../config/config.ts";
+import { type Config, ConfigError, type ConfigNote, loadConfig } from "../config/config.ts";
+import { parseCommandLine, withSettings } from "./args.ts";
 import { silentLogger } from "../log.ts";
 import { createCsApiResolver } from "../matrix/cs_api.ts";
 import { createFederationDiscovery } from "../matrix/federation.ts";
@@ -61,8 +56,6 @@ export interface CheckConfigOptions {
   /** HTTP for the LiveKit check (default: `fetch` trusting `SSL_CERT_FILE`). */
   fetch?: typeof fetch;
 }
-
-const USAGE = "usage: lk-jwt-service check-config [--offline] [--<setting>=<value> ...]";
 
 function writeLine(line: string, stream: OutputStream): void {
   const file = stream === "stdout" ? Deno.stdout : Deno.stderr;
@@ -162,18 +155,17 @@ export async function runCheckConfig(
   const write = options.write ?? writeLine;
   const clock = options.clock ?? systemClock;
   const timeoutMs = Math.min(options.timeoutMs ?? CHECK_TIMEOUT_MS, CHECK_TIMEOUT_MS);
-  const flags = envWithFlags(args, env);
-  const offline = flags.rest.includes("--offline");
-  const unknown = flags.rest.filter((a) => a !== "--offline");
-  if (unknown.length > 0) {
-    write(`check-config: unknown argument ${JSON.stringify(unknown[0])}; ${USAGE}`, "stderr");
+  const parsed = parseCommandLine(["check-config", ...args]);
+  if (!parsed.ok) {
+    write(`lk-jwt-service: ${parsed.error}`, "stderr");
     return 2;
   }
+  const offline = parsed.line.offline;
 
   let loaded;
   try {
     loaded = loadConfig({
-      env: flags.env,
+      env: withSettings(parsed.line, env),
       readTextFile: options.readTextFile ?? ((path) => Deno.readTextFileSync(path)),
     });
   } catch (err) {

@@ -1,7 +1,10 @@
 /**
  * `check-config`: Redis and the listen addresses (configuration.md §1, §7 steps 4–5;
  * delegation.md §10.3). Redis is probed with the service's own connection code and a `PING`;
- * a listen address by binding it once and closing it again.
+ * a listen address by binding it once and closing it again. An address already in use passes
+ * when a running instance of this service holds it (its `/healthz`, or `/metrics` for the
+ * metrics listener, answers `200`): that is the case when check-config runs inside the
+ * service's own container to diagnose it.
  *
  * @module
  */
@@ -12,6 +15,10 @@ import { RedisBackend } from "../store/redis.ts";
 import { parseRedisUrl, type RedisTarget } from "../config/redis_url.ts";
 import { type Check, type CheckResult, errorMessage, fail, pass } from "./check_result.ts";
 import { explainPermissionError } from "./permissions_report.ts";
+import { localUrl } from "./healthcheck.ts";
+
+/** How long the listen check waits for a running instance to answer its probe. */
+const PROBE_TIMEOUT_MS = 3_000;
 
 /** How long the Redis check waits for a connection before it sends `PING`. */
 const REDIS_CONNECT_MS = 5_000;
@@ -139,7 +146,43 @@ function bindFix(err: unknown, ctx: { variable: string; port: number }): string 
   return `choose an address this host can listen on in ${ctx.variable} (e.g. :${ctx.port})`;
 }
 
-/** A listen-address check: binds once and closes again (configuration.md §7 step 4). */
+/** Path that answers `200` on a running instance, per listener. */
+const PROBE_PATHS = { LIVEKIT_JWT_BIND: "/healthz", LIVEKIT_METRICS_BIND: "/metrics" } as const;
+
+/** Asks whatever holds the address whether it is a healthy instance of this service. */
+async function probeRunningInstance(
+  url: string,
+  signal: AbortSignal,
+): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const timeout = AbortSignal.timeout(PROBE_TIMEOUT_MS);
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.any([signal, timeout]),
+      redirect: "manual",
+    });
+    await res.body?.cancel();
+    return res.status === 200 ? { ok: true } : { ok: false, reason: `answered ${res.status}` };
+  } catch (err) {
+    return { ok: false, reason: explainPermissionError(err) ?? errorMessage(err) };
+  }
+}
+
+function listenOnce(bind: BindAddress): void {
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: hostnameFor(bind), port: bind.port });
+  } catch (err) {
+    // No IPv6 on this host: the service then listens on all IPv4 interfaces instead.
+    if (bind.host !== "" || !(err instanceof Deno.errors.AddrNotAvailable)) throw err;
+    listener = Deno.listen({ hostname: "0.0.0.0", port: bind.port });
+  }
+  listener.close();
+}
+
+/**
+ * A listen-address check (configuration.md §7 step 4): binds once and closes again; when the
+ * address is in use, passes if a running instance of this service answers there.
+ */
 export function bindCheck(
   variable: "LIVEKIT_JWT_BIND" | "LIVEKIT_METRICS_BIND",
   bind: BindAddress & { text: string },
@@ -148,27 +191,29 @@ export function bindCheck(
   return {
     what,
     timeoutFix: `choose an address this host can listen on in ${variable}`,
-    run(): Promise<CheckResult> {
-      let listener: Deno.Listener | undefined;
+    async run(signal): Promise<CheckResult> {
       try {
-        try {
-          listener = Deno.listen({ hostname: hostnameFor(bind), port: bind.port });
-        } catch (err) {
-          // No IPv6 on this host: the service then listens on all IPv4 interfaces instead.
-          if (bind.host !== "" || !(err instanceof Deno.errors.AddrNotAvailable)) throw err;
-          listener = Deno.listen({ hostname: "0.0.0.0", port: bind.port });
-        }
-        return Promise.resolve(pass(`${what}: address is free`));
+        listenOnce(bind);
+        return pass(`${what}: address is free`);
       } catch (err) {
-        return Promise.resolve(
-          fail(
-            what,
-            `cannot listen: ${errorMessage(err)}`,
-            bindFix(err, { variable, port: bind.port }),
-          ),
+        const fix = bindFix(err, { variable, port: bind.port });
+        if (!(err instanceof Deno.errors.AddrInUse)) {
+          return fail(what, `cannot listen: ${errorMessage(err)}`, fix);
+        }
+        const url = localUrl(bind, PROBE_PATHS[variable]);
+        const probe = await probeRunningInstance(url, signal);
+        if (probe.ok) {
+          return pass(
+            `${what}: in use by a running instance of this service (GET ${url} answered 200)`,
+          );
+        }
+        return fail(
+          what,
+          `cannot listen: ${
+            errorMessage(err)
+          }; not a running instance of this service (GET ${url} ${probe.reason})`,
+          fix,
         );
-      } finally {
-        listener?.close();
       }
     },
   };

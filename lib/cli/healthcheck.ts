@@ -47,10 +47,19 @@ export function healthcheckTarget(env: (name: string) => string | undefined): He
       break;
     }
   }
+  return { ok: true, url: localUrl({ host, port }, "/healthz") };
+}
+
+/**
+ * The URL at which a process listening on `bind` is reached from this host (configuration.md
+ * §8): host empty or `0.0.0.0` → `127.0.0.1`, `::` → `::1`, anything else as is.
+ */
+export function localUrl(bind: { host: string; port: number }, path: string): string {
+  let host = bind.host;
   if (host === "" || host === "0.0.0.0") host = "127.0.0.1";
   else if (host === "::") host = "::1";
   const hostPart = host.includes(":") ? `[${host}]` : host;
-  return { ok: true, url: `http://${hostPart}:${port}/healthz` };
+  return `http://${hostPart}:${bind.port}${path}`;
 }
 
 /** Test seams of {@linkcode runHealthcheck}. */

@@ -17,7 +17,7 @@ import {
   parseOverrides,
   quote,
 } from "./parse.ts";
-import { resolveKeys } from "./keys.ts";
+import { missingKeyLines, resolveKeys } from "./keys.ts";
 import {
   errorText,
   maskRedisUrl,
@@ -156,7 +156,9 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
   let livekitApiBase = "";
   if (keys.problem) problems.push(keys.problem);
   else if (keys.key === "" || keys.secret === "" || livekitUrl === "") {
+    // The reference implementation's text, then what exactly is missing.
     problems.push("LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set");
+    problems.push(...missingKeyLines(keys, livekitUrl, env));
   }
   if (livekitUrl !== "") {
     let parsed: URL | undefined;

@@ -89,12 +89,21 @@ export interface PermissionInputs {
    * listed homeservers alone (`LIVEKIT_FULL_ACCESS_ONLY=true`).
    */
   strict?: boolean;
+  /** No network at all (`check-config --offline`): environment and files only. */
+  offline?: boolean;
+  /** Destinations beyond the configuration's own (the listen-address probe of check-config). */
+  extraDestinations?: readonly Destination[];
 }
 
 /** Flags for `deno run`, plus notes about what could not be granted. */
 export interface PermissionPlan {
   flags: string[];
   notes: string[];
+  /**
+   * Configured host names that did not resolve, as `<variable>: <host>`: they get no
+   * exemption from `--deny-net` (the launcher logs them once, at INFO, for `serve` only).
+   */
+  unresolved: string[];
 }
 
 function lookup(env: PermissionInputs["env"], name: string): string {
@@ -201,8 +210,11 @@ export function collectDestinations(env: PermissionInputs["env"]): Destination[]
 }
 
 /** DNS names among the destinations, which the launcher resolves before computing flags. */
-export function hostsToResolve(env: PermissionInputs["env"]): string[] {
-  const names = collectDestinations(env)
+export function hostsToResolve(
+  env: PermissionInputs["env"],
+  extra: readonly Destination[] = [],
+): string[] {
+  const names = [...collectDestinations(env), ...extra]
     .map((d) => d.host)
     .filter((h) => parseIp(h) === undefined);
   return [...new Set(names)];
@@ -265,7 +277,7 @@ function unixPath(raw: string): string | undefined {
 function carveOuts(
   inputs: PermissionInputs,
   destinations: readonly Destination[],
-  notes: string[],
+  unresolved: string[],
 ): Cidr[] {
   const holes: Cidr[] = [];
   const addAddress = (address: string) => {
@@ -278,9 +290,8 @@ function carveOuts(
       continue;
     }
     const addresses = inputs.resolved?.get(d.host) ?? [];
-    if (addresses.length === 0) {
-      notes.push(`${d.source}: ${d.host} did not resolve; it gets no exemption from --deny-net`);
-    }
+    const entry = `${d.source}: ${d.host}`;
+    if (addresses.length === 0 && !unresolved.includes(entry)) unresolved.push(entry);
     addresses.forEach(addAddress);
   }
   for (const piece of splitList(lookup(inputs.env, "LIVEKIT_OUTBOUND_ALLOW"))) {
@@ -328,19 +339,21 @@ function strictAllowList(
  */
 export function permissionFlags(inputs: PermissionInputs): PermissionPlan {
   const notes: string[] = [];
+  const unresolved: string[] = [];
   const flags = [`--allow-env=${SERVICE_VARIABLES.join(",")}`, "--ignore-env"];
   flags.push(...fileFlags(inputs, notes));
-  const destinations = collectDestinations(inputs.env);
+  if (inputs.offline) return { flags, notes, unresolved };
+  const destinations = [...collectDestinations(inputs.env), ...(inputs.extraDestinations ?? [])];
   if (inputs.strict) {
     flags.push(`--allow-net=${strictAllowList(inputs, destinations, notes).join(",")}`);
   } else {
     flags.push("--allow-net");
-    const deny = denyNetEntries(carveOuts(inputs, destinations, notes));
+    const deny = denyNetEntries(carveOuts(inputs, destinations, unresolved));
     if (deny.length > 0) flags.push(`--deny-net=${deny.join(",")}`);
   }
   if (lookup(inputs.env, "LIVEKIT_INSECURE_SKIP_VERIFY_TLS") === SKIP_VERIFY_VALUE) {
     // Homeservers are arbitrary, so the switch cannot be scoped to a host list.
     flags.push("--unsafely-ignore-certificate-errors");
   }
-  return { flags, notes };
+  return { flags, notes, unresolved };
 }

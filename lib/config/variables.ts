@@ -49,6 +49,11 @@ export const CONFIG_VARIABLES = [
   "no_proxy",
 ] as const;
 
+/** The command-line flag of a variable: lowercase, `_` → `-` (configuration.md §1). */
+export function settingFlag(variable: string): string {
+  return `--${variable.toLowerCase().replaceAll("_", "-")}`;
+}
+
 /**
  * Maps CLI flags (`--livekit-jwt-bind=:9000` or `--livekit-jwt-bind :9000`) onto variable
  * names; a flag wins over the variable (configuration.md §1).

@@ -116,7 +116,7 @@ export function createWebhookHandler(
   return async (req) => {
     if (req.method !== "POST") {
       await req.body?.cancel().catch(() => {});
-      return new Response(null, { status: 405, headers: { Allow: "POST" } });
+      return Errors.methodNotAllowed("POST").toResponse();
     }
     if (options.shuttingDown()) return Errors.shuttingDown().toResponse();
     let body: Uint8Array;

@@ -23,18 +23,21 @@ export class ApiError extends Error {
   readonly errcode: ErrCode;
   /** For 429: milliseconds until the client may retry. */
   readonly retryAfterMs: number | undefined;
+  /** For 405: the methods the path serves (`Allow` header). */
+  readonly allow: string | undefined;
 
   constructor(
     status: number,
     errcode: ErrCode,
     message: string,
-    options?: { cause?: unknown; retryAfterMs?: number },
+    options?: { cause?: unknown; retryAfterMs?: number; allow?: string },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ApiError";
     this.status = status;
     this.errcode = errcode;
     this.retryAfterMs = options?.retryAfterMs;
+    this.allow = options?.allow;
   }
 
   /** The exact JSON body, newline-terminated. */
@@ -51,6 +54,7 @@ export class ApiError extends Error {
     if (this.retryAfterMs !== undefined) {
       h.set("Retry-After", String(Math.max(1, Math.ceil(this.retryAfterMs / 1000))));
     }
+    if (this.allow !== undefined) h.set("Allow", this.allow);
     return new Response(this.body(), { status: this.status, headers: h });
   }
 }
@@ -93,6 +97,12 @@ export const Errors = {
     new ApiError(401, "M_UNAUTHORIZED", Messages.unauthorized, { cause }),
   forbidden: (message: string) => new ApiError(403, "M_FORBIDDEN", message),
   unrecognized: () => new ApiError(404, "M_UNRECOGNIZED", Messages.unrecognized),
+  /**
+   * A known path asked with a method it does not serve: `405` with `Allow` and the Matrix body
+   * the client-server API prescribes for it (`M_UNRECOGNIZED`, as for unknown paths).
+   */
+  methodNotAllowed: (allow: string) =>
+    new ApiError(405, "M_UNRECOGNIZED", Messages.unrecognized, { allow }),
   tooLarge: () => new ApiError(413, "M_TOO_LARGE", Messages.tooLarge),
   rateLimited: (retryAfterMs: number) =>
     new ApiError(429, "M_LIMIT_EXCEEDED", Messages.rateLimited, { retryAfterMs }),

@@ -7,6 +7,7 @@
  */
 import type { Clock } from "../clock.ts";
 import type { LiveKitIdentity, LiveKitRoomAlias } from "../ids.ts";
+import { Errors } from "./errors.ts";
 
 /**
  * An SFU answer younger than this counts as "recently"; older, `/readyz` asks the SFU itself, so a
@@ -47,7 +48,7 @@ export function createReadiness(sources: ReadinessSources): (req: Request) => Pr
 
   return async (req) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+      return Errors.methodNotAllowed("GET, HEAD").toResponse();
     }
     const d = sources.delegation();
     const checks: Record<string, string> = {

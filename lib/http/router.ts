@@ -52,12 +52,7 @@ export function createHandler(
 
   async function post(route: PostRoute, req: Request, ctx: RequestContext): Promise<Response> {
     if (req.method === "OPTIONS") return new Response(null, { status: 200, headers: CORS_HEADERS });
-    if (req.method !== "POST") {
-      return new Response(null, {
-        status: 405,
-        headers: { ...CORS_HEADERS, Allow: "POST, OPTIONS" },
-      });
-    }
+    if (req.method !== "POST") throw Errors.methodNotAllowed("POST, OPTIONS");
     const wait = deps.limits.ip.take(ctx.clientIp);
     if (wait > 0) {
       ctx.fields.limit = "ip";
@@ -83,7 +78,7 @@ export function createHandler(
     }
     if (path === "/healthz") {
       if (req.method === "GET" || req.method === "HEAD") return new Response(null, { status: 200 });
-      return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+      throw Errors.methodNotAllowed("GET, HEAD");
     }
     if (path === "/sfu_webhook") return await deps.delegation.handleWebhook(req);
     const extraRoute = extra[path];

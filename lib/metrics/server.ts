@@ -5,6 +5,7 @@
  * @module
  */
 import type { BindAddress } from "../config/parse.ts";
+import { Errors } from "../http/errors.ts";
 import type { Logger } from "../log.ts";
 import type { ServiceMetrics } from "./metrics.ts";
 import { Registry } from "./registry.ts";
@@ -27,7 +28,7 @@ export function startMetricsServer(options: {
       return new Response("not found\n", { status: 404 });
     }
     if (req.method !== "GET" && req.method !== "HEAD") {
-      return new Response(null, { status: 405, headers: { Allow: "GET, HEAD" } });
+      return Errors.methodNotAllowed("GET, HEAD").toResponse();
     }
     options.beforeRender?.();
     return new Response(req.method === "HEAD" ? null : metrics.render(), {

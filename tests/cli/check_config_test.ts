@@ -189,11 +189,16 @@ Deno.test("check-config process: configuration errors are printed exactly, unkno
   assert.equal(bad.code, 1);
   assert.deepEqual(bad.lines, [
     "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+    "LIVEKIT_KEY is not set: the LiveKit API key (or set LIVEKIT_KEY_FROM_FILE or LIVEKIT_KEY_FILE)",
+    "LIVEKIT_SECRET is not set: the LiveKit API secret (or set LIVEKIT_SECRET_FROM_FILE or LIVEKIT_KEY_FILE)",
     'LIVEKIT_URL must be a ws://, wss://, http:// or https:// URL, got "ftp://x"',
     "LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT must not be set together",
-    "check-config: 3 configuration problem(s)",
+    "check-config: 5 configuration problem(s)",
   ]);
   const usage = await runProcess(baseEnv("ws://127.0.0.1:7880"), ["check-config", "--online"]);
   assert.equal(usage.code, 2);
-  assert.match(usage.text, /unknown argument "--online"; usage: lk-jwt-service check-config/);
+  assert.equal(
+    usage.text,
+    'lk-jwt-service: unknown flag --online; did you mean --offline? (run "lk-jwt-service --help" for the commands and flags)\n',
+  );
 });

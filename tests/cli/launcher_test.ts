@@ -11,79 +11,15 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { ProbeAction, ProbeReport } from "./fixtures/permission_probe.ts";
 
-const LAUNCHER = new URL("../../bin/lk-jwt-service", import.meta.url).pathname;
-const PROBE = new URL("./fixtures/permission_probe.ts", import.meta.url).pathname;
-const BASE_ENV = { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin" };
-
-interface Run {
-  code: number;
-  pid: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function run(
-  args: string[],
-  options: { env?: Record<string, string>; cwd?: string; command?: string; prefix?: string[] } = {},
-): Promise<Run> {
-  const command = options.prefix ? options.prefix[0]! : (options.command ?? LAUNCHER);
-  const allArgs = options.prefix
-    ? [...options.prefix.slice(1), options.command ?? LAUNCHER, ...args]
-    : args;
-  const child = new Deno.Command(command, {
-    args: allArgs,
-    env: { ...BASE_ENV, ...options.env },
-    clearEnv: true,
-    cwd: options.cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = await child.output();
-  const decoder = new TextDecoder();
-  return {
-    code: out.code,
-    pid: child.pid,
-    stdout: decoder.decode(out.stdout),
-    stderr: decoder.decode(out.stderr),
-  };
-}
-
-async function probe(
-  actions: ProbeAction[],
-  env: Record<string, string>,
-  options: { cwd?: string; prefix?: string[] } = {},
-): Promise<{ run: Run; report: ProbeReport }> {
-  const result = await run([JSON.stringify(actions)], {
-    ...options,
-    env: { LK_JWT_ENTRY: PROBE, ...env },
-  });
-  assert.equal(result.code, 0, result.stderr);
-  return { run: result, report: JSON.parse(result.stdout) as ProbeReport };
-}
-
-/** A loopback port nothing listens on (just released). */
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function withLoopbackServer(
-  hostname: string,
-  handler: () => Response,
-  body: (port: number) => Promise<void>,
-): Promise<void> {
-  const server = Deno.serve({ hostname, port: 0, onListen() {} }, handler);
-  try {
-    await body(server.addr.port);
-  } finally {
-    await server.shutdown();
-  }
-}
+import {
+  closedPort,
+  LAUNCHER,
+  probe,
+  run,
+  unprivilegedPrefix,
+  withLoopbackServer,
+} from "./_launcher_helpers.ts";
 
 Deno.test("launcher: the service cannot reach denied addresses but reaches configured ones", async () => {
   const dir = await Deno.makeTempDir();
@@ -218,19 +154,6 @@ Deno.test("launcher: invoked as lk-jwt-service-healthcheck it runs the healthche
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-function unprivilegedPrefix(): string[] | undefined {
-  if (Deno.uid() !== 0) return undefined;
-  for (const path of ["/usr/bin/setpriv", "/bin/setpriv"]) {
-    try {
-      Deno.statSync(path);
-      return [path, "--reuid=65534", "--regid=65534", "--clear-groups"];
-    } catch {
-      // try the next location
-    }
-  }
-  return undefined;
-}
 
 Deno.test("launcher: works from an empty read-only directory and writes nothing there", async () => {
   const dir = await Deno.makeTempDir();

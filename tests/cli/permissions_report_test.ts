@@ -79,7 +79,6 @@ Deno.test("permission helpers under the launcher's flags", async () => {
     const keyFile = `${dir}/keys`;
     await Deno.writeTextFile(keyFile, "key: secret-value\n");
     const child = new Deno.Command(LAUNCHER, {
-      args: [JSON.stringify({ keyFile, netProbes: ["127.0.0.1:7880", "10.0.0.9:80"] })],
       env: {
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
         LK_JWT_ENTRY: PROBE,
@@ -88,10 +87,14 @@ Deno.test("permission helpers under the launcher's flags", async () => {
         LIVEKIT_KEY_FILE: keyFile,
       },
       clearEnv: true,
-      stdin: "null",
+      stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-    });
+    }).spawn();
+    const input = JSON.stringify({ keyFile, netProbes: ["127.0.0.1:7880", "10.0.0.9:80"] });
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
     const out = await child.output();
     const stderr = new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, stderr);

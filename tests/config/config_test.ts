@@ -60,15 +60,69 @@ Deno.test("config: RoomService base maps the scheme and keeps the path (tokens-a
   );
 });
 
-Deno.test("config: missing key/secret/URL and bad scheme", () => {
+const MUST_BE_SET = "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set";
+const KEY_NOT_SET =
+  "LIVEKIT_KEY is not set: the LiveKit API key (or set LIVEKIT_KEY_FROM_FILE or LIVEKIT_KEY_FILE)";
+const SECRET_NOT_SET =
+  "LIVEKIT_SECRET is not set: the LiveKit API secret (or set LIVEKIT_SECRET_FROM_FILE or LIVEKIT_KEY_FILE)";
+const URL_NOT_SET =
+  "LIVEKIT_URL is not set: the SFU's WebSocket URL that clients connect to, e.g. LIVEKIT_URL=wss://sfu.example.com";
+
+Deno.test("config: missing key/secret/URL: the reference text, then what exactly is missing", () => {
   assert.deepEqual(problems({ LIVEKIT_URL: "wss://x" }), [
-    "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+    MUST_BE_SET,
+    KEY_NOT_SET,
+    SECRET_NOT_SET,
   ]);
-  assert.deepEqual(problems({ ...BASE, LIVEKIT_URL: "" }), [
-    "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+  assert.deepEqual(problems({ ...BASE, LIVEKIT_URL: "" }), [MUST_BE_SET, URL_NOT_SET]);
+  assert.deepEqual(problems({ ...BASE, LIVEKIT_SECRET: "" }), [MUST_BE_SET, SECRET_NOT_SET]);
+  assert.deepEqual(problems({ ...BASE, LIVEKIT_KEY: " \r\n" }), [
+    MUST_BE_SET,
+    "LIVEKIT_KEY is blank: the LiveKit API key must not be only spaces or line breaks",
   ]);
+  assert.deepEqual(problems({}), [MUST_BE_SET, KEY_NOT_SET, SECRET_NOT_SET, URL_NOT_SET]);
   assert.deepEqual(problems({ ...BASE, LIVEKIT_URL: "ftp://x" }), [
     'LIVEKIT_URL must be a ws://, wss://, http:// or https:// URL, got "ftp://x"',
+  ]);
+});
+
+Deno.test("config: empty key and secret files are named with their paths", () => {
+  const files: Record<string, string> = {
+    "/run/empty": "\n",
+    "/run/keys": " : \n",
+    "/run/key": "devkey",
+  };
+  const run = (env: Record<string, string>) => {
+    try {
+      loadConfig({
+        env: (name) => env[name],
+        readTextFile: (path) => {
+          const text = files[path];
+          if (text === undefined) throw new Deno.errors.NotFound(path);
+          return text;
+        },
+      });
+      return [];
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+  };
+  const url = { LIVEKIT_URL: "wss://x" };
+  assert.deepEqual(
+    run({ ...url, LIVEKIT_KEY_FROM_FILE: "/run/key", LIVEKIT_SECRET_FROM_FILE: "/run/empty" }),
+    [
+      MUST_BE_SET,
+      'LIVEKIT_SECRET_FROM_FILE "/run/empty" is empty: it must hold the LiveKit API secret',
+    ],
+  );
+  assert.deepEqual(run({ ...url, LIVEKIT_KEY_FROM_FILE: "/run/empty", LIVEKIT_SECRET: "s" }), [
+    MUST_BE_SET,
+    'LIVEKIT_KEY_FROM_FILE "/run/empty" is empty: it must hold the LiveKit API key',
+  ]);
+  assert.deepEqual(run({ ...url, LIVEKIT_KEY_FILE: "/run/keys" }), [
+    MUST_BE_SET,
+    'LIVEKIT_KEY_FILE "/run/keys" holds an empty key (expected one line "<key>: <secret>")',
+    'LIVEKIT_KEY_FILE "/run/keys" holds an empty secret (expected one line "<key>: <secret>")',
   ]);
 });
 
@@ -83,7 +137,10 @@ Deno.test("config: every problem is reported, in configuration.md order", () => 
       LIVEKIT_JWT_VALIDITY_SECONDS: "30",
     }),
     [
-      "LIVEKIT_KEY* / LIVEKIT_SECRET* and LIVEKIT_URL must be set",
+      MUST_BE_SET,
+      KEY_NOT_SET,
+      SECRET_NOT_SET,
+      URL_NOT_SET,
       "LIVEKIT_FULL_ACCESS_HOMESERVERS environment variable must be set to the homeserver(s) you intend to serve — see README for guidance",
       "LIVEKIT_JWT_BIND and LIVEKIT_JWT_PORT must not be set together",
       'LIVEKIT_SANITY_CHECK_INTERVAL_SECONDS must be a non-negative integer, got "-1"',

@@ -163,12 +163,22 @@ Deno.test("permissionFlags() grants the listen addresses and the pinning proxy",
   assert.ok(!denied(named.flags, "127.0.0.1"));
 });
 
-Deno.test("permissionFlags() notes names that did not resolve instead of failing", () => {
-  const { flags, notes } = plan({ LIVEKIT_URL: "wss://sfu.internal" });
+Deno.test("permissionFlags() lists names that did not resolve instead of failing", () => {
+  const { flags, notes, unresolved } = plan({ LIVEKIT_URL: "wss://sfu.internal" });
   assert.ok(flags.includes("--allow-net"));
-  assert.deepEqual(notes, [
-    "LIVEKIT_URL: sfu.internal did not resolve; it gets no exemption from --deny-net",
-  ]);
+  assert.deepEqual(unresolved, ["LIVEKIT_URL: sfu.internal"]);
+  assert.deepEqual(notes, []);
+});
+
+Deno.test("permissionFlags() offline: environment and files only, no network", () => {
+  const { flags, unresolved } = plan({
+    LIVEKIT_URL: "wss://sfu.internal",
+    LIVEKIT_KEY_FILE: "/run/keys",
+    LIVEKIT_INSECURE_SKIP_VERIFY_TLS: "YES_I_KNOW_WHAT_I_AM_DOING",
+  }, { offline: true });
+  assert.ok(flags.includes("--allow-read=/run/keys"));
+  assert.ok(!flags.some((f) => /net|certificate/.test(f)), flags.join(" "));
+  assert.deepEqual(unresolved, []);
 });
 
 Deno.test("permissionFlags() skips invalid values so the service reports them itself", () => {

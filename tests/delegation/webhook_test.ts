@@ -213,7 +213,8 @@ Deno.test("webhook: method, shutdown, size and body checks in the order of §11"
     const res = await handler(new Request("http://x/sfu_webhook", { method: "GET" }));
     strictEqual(res.status, 405);
     strictEqual(res.headers.get("allow"), "POST");
-    strictEqual(await res.text(), "");
+    strictEqual(res.headers.get("content-type"), "application/json");
+    strictEqual(await res.text(), '{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}\n');
     strictEqual(res.headers.get("access-control-allow-origin"), null);
   }
   {

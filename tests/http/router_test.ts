@@ -26,14 +26,25 @@ Deno.test("router: OPTIONS answers 200 with CORS headers and an empty body", asy
   }
 });
 
-Deno.test("router: other methods answer 405 with Allow: POST, OPTIONS", async () => {
+/** The Matrix body of every 405 (M_UNRECOGNIZED: known endpoint, wrong method). */
+const METHOD_BODY = '{"errcode":"M_UNRECOGNIZED","error":"Unrecognized request"}\n';
+
+Deno.test("router: other methods answer 405 with Allow: POST, OPTIONS and a Matrix error body", async () => {
   const app = testApp();
-  for (const method of ["GET", "HEAD", "PUT", "DELETE", "PATCH"]) {
-    const res = await app.call("/get_token", { method });
-    assert.equal(res.status, 405);
-    assert.equal(res.headers.get("allow"), "POST, OPTIONS");
-    assert.equal(await res.text(), "");
-    assertCors(res);
+  for (const path of ["/sfu/get", "/get_token", "/delegate_delayed_leave"]) {
+    for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
+      const res = await app.call(path, { method });
+      assert.equal(res.status, 405, `${method} ${path}`);
+      assert.equal(res.headers.get("allow"), "POST, OPTIONS");
+      assert.equal(await res.text(), METHOD_BODY);
+      assertCors(res);
+    }
+    // HEAD gets the same status and headers (a HEAD response carries no body).
+    const head = await app.call(path, { method: "HEAD" });
+    assert.equal(head.status, 405);
+    assert.equal(head.headers.get("allow"), "POST, OPTIONS");
+    await head.body?.cancel();
+    assertCors(head);
   }
 });
 
@@ -53,6 +64,9 @@ Deno.test("router: /healthz GET/HEAD 200 empty, others 405", async () => {
   const post = await app.call("/healthz", { method: "POST" });
   assert.equal(post.status, 405);
   assert.equal(post.headers.get("allow"), "GET, HEAD");
+  assert.equal(post.headers.get("content-type"), "application/json");
+  assert.equal(post.headers.get("access-control-allow-origin"), null);
+  assert.equal(await post.text(), METHOD_BODY);
 });
 
 Deno.test("router: exact paths only; unknown paths answer JSON 404", async () => {

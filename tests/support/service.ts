@@ -62,7 +62,8 @@ export async function spawnService(options: SpawnOptions): Promise<ServiceProces
     args: [`${ROOT}bin/lk-jwt-service`, ...(options.args ?? [])],
     env,
     clearEnv: true,
-    cwd: options.cwd ?? ROOT,
+    // Not the repository: a developer's .env there must not leak into the test's environment.
+    cwd: options.cwd ?? "/",
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
