@@ -202,3 +202,48 @@ Deno.test("check-config process: configuration errors are printed exactly, unkno
     'lk-jwt-service: unknown flag --online; did you mean --offline? (run "lk-jwt-service --help" for the commands and flags)\n',
   );
 });
+
+Deno.test("check-config process: next to a running service the listen check passes and says so", async () => {
+  const sfu = startFakeSfu();
+  const port = freePort();
+  const env = { ...baseEnv(sfu.wsUrl), LIVEKIT_JWT_BIND: `127.0.0.1:${port}` };
+  const svc = await spawnService({ env });
+  try {
+    const out = await runProcess(env);
+    findLine(
+      out.lines,
+      `PASS LIVEKIT_JWT_BIND "127.0.0.1:${port}": in use by a running instance of this service ` +
+        `(GET http://127.0.0.1:${port}/healthz answered 200)`,
+    );
+    assert.equal(out.code, 0, out.text);
+  } finally {
+    await svc.stop();
+    await sfu.close();
+  }
+});
+
+Deno.test("check-config process: an address held by something else fails with the probe's answer", async () => {
+  const sfu = startFakeSfu();
+  // Something that is not this service: /healthz answers 404.
+  const other = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("not here", { status: 404 }),
+  );
+  try {
+    const port = other.addr.port;
+    // `:port` listens on every interface: the probe still goes to 127.0.0.1 (configuration.md §8).
+    const out = await runProcess({ ...baseEnv(sfu.wsUrl), LIVEKIT_JWT_BIND: `:${port}` });
+    assert.equal(out.code, 1);
+    const line = findLine(out.lines, `FAIL LIVEKIT_JWT_BIND ":${port}": cannot listen: `);
+    assert.match(
+      line,
+      new RegExp(
+        `not a running instance of this service \\(GET http://127\\.0\\.0\\.1:${port}/healthz ` +
+          `answered 404\\) — fix: another process listens on port ${port}`,
+      ),
+    );
+  } finally {
+    await other.shutdown();
+    await sfu.close();
+  }
+});
