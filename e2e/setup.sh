@@ -217,7 +217,7 @@ install_participant() {
 }
 
 total_start=$(date +%s)
-say "setting up the end-to-end stack in e2e/.stack/ (cold: about 5 min and 1.5 GB; warm: seconds)"
+say "setting up the end-to-end stack in e2e/.stack/ (first run: about 4-5 min and 2.3 GB with Go's caches; later: seconds)"
 phase debian-packages install_debian_packages
 phase python ensure_python
 phase go-toolchain ensure_go
