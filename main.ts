@@ -9,6 +9,7 @@ import { ConfigError, loadConfig } from "./lib/config/config.ts";
 import { type CommandLine, parseCommandLine, withSettings } from "./lib/cli/args.ts";
 import { usageText } from "./lib/cli/usage.ts";
 import { createLogger } from "./lib/log.ts";
+import { loadYamlParser } from "./lib/config/app_service.ts";
 import { startService } from "./lib/service.ts";
 import { runHealthcheck } from "./lib/cli/healthcheck.ts";
 import {
@@ -26,6 +27,9 @@ const STARTUP_FILES = [
   "LIVEKIT_SECRET_FROM_FILE",
   "LIVEKIT_SECRET_FILE",
   "SSL_CERT_FILE",
+  "LIVEKIT_AS_REGISTRATION_FILE",
+  "LIVEKIT_AS_TOKEN_FROM_FILE",
+  "LIVEKIT_HS_TOKEN_FROM_FILE",
 ];
 
 function envLookup(name: string): string | undefined {
@@ -44,7 +48,11 @@ async function serve(line: CommandLine): Promise<number> {
   const env = withSettings(line, envLookup);
   let loaded;
   try {
-    loaded = loadConfig({ env, readTextFile: (p) => Deno.readTextFileSync(p) });
+    loaded = loadConfig({
+      env,
+      readTextFile: (p) => Deno.readTextFileSync(p),
+      parseYaml: await loadYamlParser(env),
+    });
   } catch (err) {
     if (err instanceof ConfigError) {
       for (const problem of err.problems) stderr(problem);

@@ -25,6 +25,14 @@ import { VERSION } from "./version.ts";
 import { ServiceMetrics } from "./metrics/metrics.ts";
 import { createReadiness } from "./http/readiness.ts";
 import { startMetricsServer } from "./metrics/server.ts";
+import { createHomeserverClient } from "./appservice/homeserver.ts";
+import { type AppServiceRoutes, createAppServiceRoutes } from "./appservice/routes.ts";
+import {
+  ignoreMembershipEvents,
+  type MembershipSink,
+  noTokenTracking,
+  type TokenTracker,
+} from "./appservice/ports.ts";
 
 /** Multi-line banners of configuration.md §7. */
 export function startupBanners(config: Config): string[][] {
@@ -65,6 +73,10 @@ export async function startService(
     permissions?: string;
     /** On Deno Deploy the platform owns the listener: no address of ours is bound. */
     deploy?: boolean;
+    /** App-service mode: where transaction events go (membership enforcement, §8). */
+    membership?: MembershipSink;
+    /** App-service mode: who learns about issued tokens (membership enforcement, §8). */
+    tokens?: TokenTracker;
   },
 ): Promise<Service> {
   const { log } = options;
@@ -124,13 +136,37 @@ export async function startService(
 
   const now = () => clock.monotonic();
   let shuttingDown = false;
+  const rooms = createRoomCreator(roomService, clock);
+  let appService: AppServiceRoutes | undefined;
+  if (config.appService) {
+    appService = createAppServiceRoutes({
+      config,
+      appService: config.appService,
+      clock,
+      log: log.child({ component: "appservice" }),
+      metrics,
+      homeserver: createHomeserverClient({
+        outbound,
+        csApi,
+        appService: config.appService,
+        clock,
+        log: log.child({ component: "homeserver" }),
+        metrics,
+      }),
+      rooms,
+      delegation,
+      membership: options.membership ?? ignoreMembershipEvents,
+      tokens: options.tokens ?? noTokenTracking,
+      shuttingDown: () => shuttingDown,
+    });
+  }
   const handler = createHandler({
     config,
     clock,
     log,
     verifier,
     csApi,
-    rooms: createRoomCreator(roomService, clock),
+    rooms,
     delegation,
     limits: {
       ip: createRateLimiter(config.rateLimitIp, { now }),
@@ -139,6 +175,7 @@ export async function startService(
     },
     shuttingDown: () => shuttingDown,
     metrics,
+    appService,
   }, {
     "/readyz": createReadiness({
       clock,
@@ -163,6 +200,10 @@ export async function startService(
     MaxJobsPerUser: config.maxJobsPerUser,
     MaxJobs: config.maxJobs,
     Redis: config.redisUrl ? "configured" : "in-memory",
+    AppService: config.appService
+      ? `${config.appService.serverName} (tokens from ${config.appService.source})`
+      : "off",
+    CanUpdateOwnMetadata: config.appService ? config.appService.canUpdateOwnMetadata : undefined,
     permissions: options.permissions,
   });
   const server = startServer({ bind: options.deploy ? undefined : config.bind, handler, log });

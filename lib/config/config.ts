@@ -18,6 +18,7 @@ import {
   quote,
 } from "./parse.ts";
 import { missingKeyLines, resolveKeys } from "./keys.ts";
+import { type AppServiceConfig, parseAppService, type YamlParser } from "./app_service.ts";
 import {
   errorText,
   maskRedisUrl,
@@ -30,6 +31,7 @@ import {
 
 export { errorText, maskRedisUrl, redisUrlProblem } from "./settings.ts";
 export { CONFIG_VARIABLES, envWithFlags } from "./variables.ts";
+export type { AppServiceConfig } from "./app_service.ts";
 
 /** Exact value that enables `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` (D11). */
 export const SKIP_VERIFY_VALUE = "YES_I_KNOW_WHAT_I_AM_DOING";
@@ -84,6 +86,8 @@ export interface Config {
   metricsBind: (BindAddress & { text: string }) | undefined;
   /** Extra trust roots from `SSL_CERT_FILE` (PEM text). */
   extraCaCerts: readonly string[];
+  /** App-service mode (app-service.md §2); undefined = standalone endpoints only. */
+  appService: AppServiceConfig | undefined;
 }
 
 /** A log line produced while loading, printed once the logger exists. */
@@ -104,6 +108,8 @@ export class ConfigError extends AggregateError {
 export interface ConfigSources {
   env: (name: string) => string | undefined;
   readTextFile: (path: string) => string;
+  /** YAML parser for `LIVEKIT_AS_REGISTRATION_FILE` (see `loadYamlParser`). */
+  parseYaml?: YamlParser;
 }
 
 const DEFAULT_TRUSTED_PROXIES =
@@ -322,6 +328,9 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     }
   }
 
+  // App-service mode (app-service.md §2).
+  const appService = parseAppService(sources, problems, notes);
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: Config = {
@@ -350,6 +359,7 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     fullAccessOnly,
     metricsBind,
     extraCaCerts,
+    appService,
   };
   return { config: Object.freeze(config), notes };
 }

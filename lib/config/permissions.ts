@@ -57,6 +57,9 @@ export const FILE_VARIABLES: readonly string[] = [
   "LIVEKIT_SECRET_FROM_FILE",
   "LIVEKIT_SECRET_FILE",
   "SSL_CERT_FILE",
+  "LIVEKIT_AS_REGISTRATION_FILE",
+  "LIVEKIT_AS_TOKEN_FROM_FILE",
+  "LIVEKIT_HS_TOKEN_FROM_FILE",
 ];
 
 /** Outbound HTTP proxies (openid-and-discovery.md §8.6): operator destinations too. */
@@ -181,6 +184,9 @@ export function collectDestinations(env: PermissionInputs["env"]): Destination[]
     const host = name === "*" ? undefined : serverNameHost(name);
     if (host) out.push({ source: fullAccess, host });
   }
+  // App-service mode: the homeserver is an explicitly configured destination (app-service.md §2).
+  const hsHost = serverNameHost(lookup(env, "LIVEKIT_HS_SERVER_NAME"));
+  if (hsHost) out.push({ source: "LIVEKIT_HS_SERVER_NAME", host: hsHost });
   for (const variable of ["LIVEKIT_CS_API_URL_OVERRIDES", "LIVEKIT_FEDERATION_URL_OVERRIDES"]) {
     const parsed = parseOverrides(variable, lookup(env, variable));
     if (!parsed.ok) continue;

@@ -12,7 +12,7 @@
 import type { DelegationWatch } from "./watch.ts";
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import type { DelayId, ServerName } from "../ids.ts";
+import type { DelayId, Secret, ServerName, UserId } from "../ids.ts";
 import { USER_AGENT } from "../version.ts";
 import type { Logger } from "../log.ts";
 import { type CallOutcome, classifyResponse, type DelayedEventAction } from "./classify.ts";
@@ -71,6 +71,11 @@ export interface DelayedEventCall {
   serverName: ServerName;
   delayId: DelayId;
   action: DelayedEventAction;
+  /**
+   * App-service jobs: act as this user (`?user_id=` and the as_token, app-service.md §5.3)
+   * instead of the unauthenticated call.
+   */
+  actAs?: { user: UserId; token: Secret<"as_token"> } | undefined;
 }
 
 /** Makes the calls and tracks the ones in flight. */
@@ -120,15 +125,19 @@ export class DelayedEventClient {
       const base = call.base.baseUrl.endsWith("/")
         ? call.base.baseUrl.slice(0, -1)
         : call.base.baseUrl;
+      const actAs = call.actAs;
+      const query = actAs ? `?user_id=${encodeURIComponent(actAs.user)}` : "";
+      const headers: Record<string, string> = {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+      };
+      if (actAs) headers["Authorization"] = `Bearer ${actAs.token.reveal()}`;
       const res = await this.#outbound.request({
-        url: `${base}${PATH}${segment}/${call.action}`,
+        url: `${base}${PATH}${segment}/${call.action}${query}`,
         method: "POST",
         body: "{}",
-        headers: {
-          "Content-Type": "application/json",
-          "Accept": "application/json",
-          "User-Agent": USER_AGENT,
-        },
+        headers,
         timeoutMs: DELAYED_EVENT_TIMEOUT_MS,
         maxBodyBytes: DELAYED_EVENT_MAX_BODY,
         redirect: DELAYED_EVENT_REDIRECTS,

@@ -15,7 +15,14 @@
  * @module
  */
 import type { Clock, Timer } from "../clock.ts";
-import type { DelayId, LiveKitIdentity, LiveKitRoomAlias, ServerName, UserId } from "../ids.ts";
+import type {
+  DelayId,
+  LiveKitIdentity,
+  LiveKitRoomAlias,
+  Secret,
+  ServerName,
+  UserId,
+} from "../ids.ts";
 import type { Logger } from "../log.ts";
 import {
   callWithRetry,
@@ -44,8 +51,10 @@ export interface JobParams {
   delayTimeoutNs: bigint;
   room: LiveKitRoomAlias;
   identity: LiveKitIdentity;
-  /** Verified user; absent for restored jobs. */
+  /** Verified user; absent for restored standalone jobs. */
   userId: UserId | undefined;
+  /** App-service jobs: the user restart/send act as (app-service.md §5.3). */
+  appServiceUser?: UserId | undefined;
 }
 
 /** What jobs need from their owner; one object shared by every job. */
@@ -55,6 +64,8 @@ export interface JobDeps {
   lookup: ParticipantLookup;
   csApi: CsApiResolver;
   calls: DelayedEventClient;
+  /** App-service mode: the as_token that app-service jobs' calls carry. */
+  asToken?: Secret<"as_token">;
   /** Phase-2 period; 0 disables sanity checks. */
   sanityIntervalMs: number;
   /** Background tasks of all jobs (awaited, bounded, at shutdown). */
@@ -282,6 +293,7 @@ export class Job {
       base,
       serverName,
       delayId,
+      actAs: this.#actAs(),
       action: "restart",
       clock,
       // Per-attempt lines are DEBUG: build the job's field set only when they are written.
@@ -329,6 +341,7 @@ export class Job {
       base,
       serverName,
       delayId,
+      actAs: this.#actAs(),
       action: "send",
       clock,
       log,
@@ -345,6 +358,17 @@ export class Job {
     }
     logSendResult(log, { base, result });
     this.#deps.onDone(this);
+  }
+
+  /**
+   * App-service jobs act as their user with the as_token (not rate-limited with the
+   * registration's `rate_limited: false`); without app-service mode (a restored job after a
+   * configuration change) they fall back to the unauthenticated calls every job can make.
+   */
+  #actAs(): { user: UserId; token: Secret<"as_token"> } | undefined {
+    const user = this.params.appServiceUser;
+    const token = this.#deps.asToken;
+    return user !== undefined && token !== undefined ? { user, token } : undefined;
   }
 
   async #resolveCsApi(signal: AbortSignal): Promise<CsApiBase | undefined> {

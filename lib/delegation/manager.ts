@@ -12,7 +12,7 @@
  */
 import type { Clock, Timer } from "../clock.ts";
 import { Errors } from "../http/errors.ts";
-import { Secret, serverName as toServerName, type UserId } from "../ids.ts";
+import { Secret, serverName as toServerName, type UserId, userId as toUserId } from "../ids.ts";
 import type { LiveKitIdentity, LiveKitRoomAlias } from "../ids.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -49,6 +49,8 @@ export interface JobManagerOptions {
   maxJobs: number;
   maxJobsPerUser: number;
   sanityIntervalMs: number;
+  /** App-service mode: the as_token that app-service jobs' calls carry. */
+  asToken?: Secret<"as_token">;
   /** Timer coalescing of the job scheduler; default {@linkcode TIMER_RESOLUTION_MS}. */
   timerResolutionMs?: number;
   watch?: DelegationWatch;
@@ -86,6 +88,7 @@ export class JobManager {
         watch: options.watch,
       }),
       sanityIntervalMs: options.sanityIntervalMs,
+      asToken: options.asToken,
       tasks: new Set(),
       onDone: (job) => this.#onDone(job),
       onRestarted: (job, atMs) => this.#onRestarted(job, atMs),
@@ -196,7 +199,9 @@ export class JobManager {
         delayTimeoutNs: s.delayTimeoutNs,
         room: s.room as LiveKitRoomAlias,
         identity: s.identity as LiveKitIdentity,
-        userId: undefined,
+        // App-service jobs know their user (and count towards its cap); others do not.
+        userId: s.appServiceUser === undefined ? undefined : toUserId(s.appServiceUser),
+        appServiceUser: s.appServiceUser === undefined ? undefined : toUserId(s.appServiceUser),
       };
       const job = this.#create(params, {
         field: entry.field,
@@ -290,6 +295,7 @@ export class JobManager {
       room: p.room,
       identity: p.identity,
       restartedAt,
+      appServiceUser: p.appServiceUser,
     });
   }
 

@@ -25,6 +25,11 @@ export interface DelegationRequest {
   room: LiveKitRoomAlias;
   identity: LiveKitIdentity;
   userId: UserId;
+  /**
+   * App-service mode: the Matrix user the service acts as for restart/send (with the as_token
+   * and `?user_id=`), persisted with the job (app-service.md §5.3). Absent for standalone jobs.
+   */
+  appServiceUser?: UserId;
 }
 
 /** Live jobs and store health, for readiness and metrics. */

@@ -108,6 +108,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     maxJobs: config.maxJobs,
     maxJobsPerUser: config.maxJobsPerUser,
     sanityIntervalMs: config.sanityCheckIntervalMs,
+    asToken: config.appService?.asToken,
     timerResolutionMs: options.timerResolutionMs,
     watch,
   });

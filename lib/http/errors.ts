@@ -15,7 +15,11 @@ export type ErrCode =
   | "M_UNRECOGNIZED"
   | "M_TOO_LARGE"
   | "M_LIMIT_EXCEEDED"
-  | "M_UNKNOWN";
+  | "M_UNKNOWN"
+  // App-service endpoints (app-service.md §3, §5).
+  | "M_MISSING_TOKEN"
+  | "M_UNKNOWN_TOKEN"
+  | "M_INVALID_PARAM";
 
 /** A client-visible Matrix error with an optional internal cause for the log. */
 export class ApiError extends Error {

@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import type { RateLimiter } from "../policy/rate_limit.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import type { DelegationRequest } from "../delegation/ports.ts";
+import type { AppServiceRoutes } from "../appservice/routes.ts";
 
 export type { DelegationRequest };
 
@@ -56,4 +57,6 @@ export interface AppDeps {
   metrics: ServiceMetrics;
   /** True once graceful shutdown started (http-api.md §1). */
   shuttingDown: () => boolean;
+  /** The app-service paths, when app-service mode is on (app-service.md §4). */
+  appService?: AppServiceRoutes;
 }

@@ -69,6 +69,9 @@ export function createHandler(
   }
 
   async function route(path: string, req: Request, ctx: RequestContext): Promise<Response> {
+    // App-service mode (app-service.md §4); outside it these paths are unknown (404).
+    const asRoute = deps.appService?.match(path);
+    if (asRoute) return await deps.appService!.handle(asRoute, req, ctx);
     if (POST_ROUTES.has(path)) {
       try {
         return withHeaders(await post(path as PostRoute, req, ctx), CORS_HEADERS);
@@ -119,7 +122,8 @@ export function createHandler(
     }
     res = withHeaders(res, { "X-Request-Id": ctx.id });
     const seconds = (deps.clock.monotonic() - started) / 1000;
-    const routeLabel = KNOWN_ROUTES.has(path) ? path : "other";
+    const asLabel = deps.appService?.match(path)?.label;
+    const routeLabel = KNOWN_ROUTES.has(path) ? path : asLabel ?? "other";
     deps.metrics.requests.inc({ route: routeLabel, status: String(res.status) });
     deps.metrics.requestDuration.observe({ route: routeLabel }, seconds);
     const fields = {
@@ -146,7 +150,10 @@ export function createHandler(
         server_name: ctx.fields.server_name,
         room: ctx.fields.room,
       });
-    } else if (failure?.cause !== undefined && failure.status === 400) {
+    } else if (
+      failure?.cause !== undefined &&
+      (failure.status === 400 || (asLabel !== undefined && failure.status < 500))
+    ) {
       log[failure.errcode === "M_NOT_JSON" ? "debug" : "warn"]("request refused", {
         request_id: ctx.id,
         path,

@@ -31,6 +31,37 @@ export type ClientGrant =
     canUpdateOwnMetadata: true;
   };
 
+/**
+ * The `video` grant of a token issued in app-service mode (MSC4195 "Access token properties"):
+ * no room creation (it would also allow deleting any room), publishing only for local users,
+ * never hidden.
+ */
+export interface AppServiceGrant {
+  roomJoin: true;
+  room: string;
+  roomCreate: false;
+  canPublish: boolean;
+  canSubscribe: true;
+  canUpdateOwnMetadata: boolean;
+  hidden: false;
+}
+
+/** Builds the app-service grant (app-service.md §5). */
+export function appServiceGrant(
+  room: LiveKitRoomAlias,
+  options: { canPublish: boolean; canUpdateOwnMetadata: boolean },
+): AppServiceGrant {
+  return {
+    roomJoin: true,
+    room,
+    roomCreate: false,
+    canPublish: options.canPublish,
+    canSubscribe: true,
+    canUpdateOwnMetadata: options.canUpdateOwnMetadata,
+    hidden: false,
+  };
+}
+
 /** Grants of the RoomService admin tokens. */
 export type AdminGrant = { roomCreate: true } | { roomAdmin: true; room: string };
 
@@ -67,7 +98,7 @@ export function mintClientToken(options: {
   key: string;
   secret: Secret;
   identity: LiveKitIdentity;
-  grant: ClientGrant;
+  grant: ClientGrant | AppServiceGrant;
   nowSeconds: number;
   validitySeconds: number;
 }): string {

@@ -38,3 +38,11 @@ export function hashedIdentity(
 export function legacyIdentity(user: UserId, deviceId: string): LiveKitIdentity {
   return `${user}:${deviceId}` as LiveKitIdentity;
 }
+
+/**
+ * App-service identity `H([mxid, member_id])` (MSC4195 current text, app-service.md §5): the
+ * user ID as the homeserver authenticated it and the MatrixRTC member ID.
+ */
+export function memberIdentity(user: UserId, memberId: string): LiveKitIdentity {
+  return hashList([user, memberId]) as LiveKitIdentity;
+}

@@ -138,6 +138,50 @@ export class ServiceMetrics {
       ] as const,
     ),
   );
+  readonly homeserverCalls = this.registry.register(
+    new Counter(
+      "lk_jwt_homeserver_requests_total",
+      "App-service calls to the own homeserver by call (is_joined, delayed_event, fed_proxy, " +
+        "whoami, ping) and outcome.",
+      ["call", "outcome"] as const,
+    ),
+  );
+  readonly homeserverDuration = this.registry.register(
+    new Histogram(
+      "lk_jwt_homeserver_request_duration_seconds",
+      "Latency of app-service calls to the own homeserver.",
+      ["call"] as const,
+    ),
+  );
+  readonly isJoinedCache = this.registry.register(
+    new Counter(
+      "lk_jwt_is_joined_cache_total",
+      "is_joined look-ups answered from the cache, joined to a running call, or asked.",
+      ["result"] as const,
+    ),
+  );
+  readonly appServiceTokens = this.registry.register(
+    new Counter(
+      "lk_jwt_appservice_tokens_total",
+      "Tokens handed out in app-service mode: minted for a local user (local), minted for a " +
+        "remote server's user (federation), relayed from a remote server (relayed).",
+      ["kind"] as const,
+    ),
+  );
+  readonly relays = this.registry.register(
+    new Counter(
+      "lk_jwt_appservice_relays_total",
+      "Token requests relayed to remote servers through fed_proxy, by outcome.",
+      ["outcome"] as const,
+    ),
+  );
+  readonly transactions = this.registry.register(
+    new Counter(
+      "lk_jwt_appservice_transactions_total",
+      "Homeserver transactions by result (processed, duplicate) and the events they carried.",
+      ["result"] as const,
+    ),
+  );
   readonly buildInfo = this.registry.register(
     new Gauge("lk_jwt_build_info", "Build information (always 1).", ["version"] as const),
   );

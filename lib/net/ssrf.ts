@@ -117,19 +117,27 @@ export function normaliseHostName(host: string): string {
 
 /**
  * Builds the guard from configuration: names listed explicitly in
- * `LIVEKIT_FULL_ACCESS_HOMESERVERS` and keys of `LIVEKIT_CS_API_URL_OVERRIDES` may use any
+ * `LIVEKIT_FULL_ACCESS_HOMESERVERS`, keys of `LIVEKIT_CS_API_URL_OVERRIDES` and the
+ * app-service homeserver (`LIVEKIT_HS_SERVER_NAME`) may use any
  * address for their whole chain; `LIVEKIT_OUTBOUND_ALLOW` ranges match the address (and an
  * address embedded in a transition form), its host names match the host before resolution.
  */
 export function createOutboundPolicy(
-  config: Pick<Config, "fullAccess" | "csApiOverrides" | "outboundAllow">,
+  config:
+    & Pick<Config, "fullAccess" | "csApiOverrides" | "outboundAllow">
+    & { appService?: { serverName: string } | undefined },
 ): OutboundPolicy {
   const { fullAccess, csApiOverrides, outboundAllow } = config;
+  // App-service mode: the own homeserver is configured explicitly (app-service.md §2).
+  const homeserver = config.appService?.serverName;
   return {
     check({ serverName, host, address }) {
       const verdict = classifyAddress(address);
       if (!verdict.denied) return { allowed: true };
-      if (fullAccess.explicit.has(serverName) || csApiOverrides.has(serverName)) {
+      if (
+        fullAccess.explicit.has(serverName) || csApiOverrides.has(serverName) ||
+        serverName === homeserver
+      ) {
         return { allowed: true };
       }
       if (outboundAllow.hosts.has(normaliseHostName(host))) return { allowed: true };

@@ -1,6 +1,7 @@
 /**
  * The Redis data format of delegation jobs (delegation.md §10.1), byte-compatible with the
- * reference implementation so a deployment can switch in either direction with its jobs intact:
+ * reference implementation so a deployment can switch in either direction with its jobs intact
+ * (app-service jobs add `Params.AppServiceUser`, app-service.md §5.3, which other readers ignore):
  *
  * - field: compact JSON `[room, identity]`, with `<`, `>`, `&`, U+2028, U+2029 escaped the way
  *   Go's `encoding/json` does (`\u003c` …), everything else as `JSON.stringify`;
@@ -34,6 +35,8 @@ export interface StoredJob {
   restartedAtMs: number;
   /** `RestartedAt` text as read, reused verbatim when an entry is moved to another field. */
   restartedAtText: string;
+  /** `Params.AppServiceUser`: the user an app-service job acts as (ours; absent otherwise). */
+  appServiceUser?: string;
 }
 
 const GO_ESCAPES: Record<string, string> = {
@@ -75,10 +78,16 @@ export function encodeValue(job: {
   room: string;
   identity: string;
   restartedAt: string;
+  appServiceUser?: string | undefined;
 }): string {
+  // App-service jobs carry their user after the reference's keys, which readers that do not
+  // know it ignore; standalone jobs stay byte-identical to the reference's format.
+  const user = job.appServiceUser === undefined
+    ? ""
+    : `,"AppServiceUser":${goJsonString(job.appServiceUser)}`;
   return `{"Params":{"DelayId":${goJsonString(job.delayId)},"DelayTimeout":${job.delayTimeoutNs},` +
     `"ServerName":${goJsonString(job.serverName)},"LiveKitRoom":${goJsonString(job.room)},` +
-    `"LiveKitIdentity":${goJsonString(job.identity)}},"RestartedAt":${
+    `"LiveKitIdentity":${goJsonString(job.identity)}${user}},"RestartedAt":${
       goJsonString(job.restartedAt)
     }}`;
 }
@@ -200,6 +209,10 @@ export function decodeValue(raw: string): StoredJob {
   if (ns > INT64_MAX || ns < -INT64_MAX - 1n) {
     throw new SyntaxError("Params.DelayTimeout does not fit 64 bits");
   }
+  const user = params.AppServiceUser;
+  if (user !== undefined && typeof user !== "string") {
+    throw new SyntaxError("Params.AppServiceUser is not a string");
+  }
   const restartedAt = parsed.RestartedAt;
   if (typeof restartedAt !== "string") throw new SyntaxError("RestartedAt is not a string");
   const at = parseRfc3339(restartedAt);
@@ -212,5 +225,6 @@ export function decodeValue(raw: string): StoredJob {
     identity: params.LiveKitIdentity as string,
     restartedAtMs: at,
     restartedAtText: restartedAt,
+    ...(user === undefined ? {} : { appServiceUser: user }),
   };
 }

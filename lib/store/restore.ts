@@ -102,6 +102,7 @@ export function planRestore(
           room: winner.job.room,
           identity: winner.job.identity,
           restartedAt: winner.job.restartedAtText,
+          appServiceUser: winner.job.appServiceUser,
         }),
       });
       drop(winner.field);
