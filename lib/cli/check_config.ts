@@ -30,6 +30,8 @@ import { startupBanners } from "../service.ts";
 import { discoveryFailureLog, homeserverChecks } from "./check_homeserver.ts";
 import { liveKitCheck } from "./check_livekit.ts";
 import { bindCheck, redisCheck } from "./check_local.ts";
+import { appServiceChecks, appServiceNotices, appServiceTokenCheck } from "./check_appservice.ts";
+import { loadYamlParser } from "../config/app_service.ts";
 import {
   type Check,
   CHECK_TIMEOUT_MS,
@@ -111,8 +113,13 @@ function networkChecks(
   });
   const checks: Check[] = [liveKitCheck({ config, clock, fetch: options.fetch })];
   const notices: CheckResult[] = [];
+  if (config.appService) {
+    // app-service.md §7: through the own homeserver, with the as_token.
+    notices.push(...appServiceNotices(config.appService));
+    checks.push(...appServiceChecks(config.appService, { outbound, csApi, clock }));
+  }
   const names = [...config.fullAccess.explicit];
-  if (names.length === 0) {
+  if (names.length === 0 && !config.appService) {
     notices.push({
       status: "warn",
       what: "no homeserver is listed by name in LIVEKIT_FULL_ACCESS_HOMESERVERS: homeserver " +
@@ -167,6 +174,7 @@ export async function runCheckConfig(
     loaded = loadConfig({
       env: withSettings(parsed.line, env),
       readTextFile: options.readTextFile ?? ((path) => Deno.readTextFileSync(path)),
+      parseYaml: await loadYamlParser(flags.env),
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
@@ -177,13 +185,19 @@ export async function runCheckConfig(
   const { config, notes } = loaded;
   for (const line of warnings(config, notes)) write(renderResult(line), "stdout");
   write(renderResult(configurationPass(notes)), "stdout");
+  let offlineFailed = 0;
+  if (config.appService) {
+    const tokens = appServiceTokenCheck(config.appService);
+    if (tokens.status === "fail") offlineFailed++;
+    write(renderResult(tokens), "stdout");
+  }
   if (offline) {
     write(
       "check-config: configuration valid; LiveKit API, homeservers, Redis and listen " +
         "addresses not checked (--offline)",
       "stdout",
     );
-    return 0;
+    return offlineFailed === 0 ? 0 : 1;
   }
 
   const network = networkChecks(config, {
@@ -192,8 +206,8 @@ export async function runCheckConfig(
     fetch: options.fetch,
   });
   for (const notice of network.notices) write(renderResult(notice), "stdout");
-  let passed = 1;
-  let failed = 0;
+  let passed = config.appService ? 2 - offlineFailed : 1;
+  let failed = offlineFailed;
   try {
     const running = network.checks.map((check) => runCheck(check, { clock, timeoutMs }));
     for (const pending of running) {

@@ -198,3 +198,56 @@ Deno.test("persistence: Redis unreachable at startup — serving continues, rest
     await redis.dispose();
   }
 });
+
+Deno.test("persistence: an app-service job keeps its user and acts as it after a restart", async () => {
+  const redis = await TestRedis.start();
+  const server = serveDelayedEvents();
+  const clock = new ManualClock();
+  const env = {
+    LIVEKIT_REDIS_URL: redis.url,
+    LIVEKIT_AS_TOKEN: "as-token-value",
+    LIVEKIT_HS_TOKEN: "hs-token-value",
+    LIVEKIT_HS_SERVER_NAME: "example.com",
+  };
+  const value = encodeValue({
+    delayId: "syd_as",
+    delayTimeoutNs: 10_000_000_000n,
+    serverName: "example.com",
+    room: ROOM,
+    identity: "as-identity",
+    restartedAt: formatRfc3339(clock.now() - 1_000),
+    appServiceUser: "@alice:example.com",
+  });
+  const field = encodeField(ROOM, "as-identity");
+  await redis.hset(JOBS_HASH, field, value);
+  const h = await startHarness({ env, clock, server });
+  try {
+    strictEqual(h.delegation.status().jobs, 1);
+    h.lookup.set(ROOM, "as-identity", "present");
+    await clock.advance(1_000);
+    await h.until(() => h.restarts("syd_as") === 1);
+    const call = server.fake.callsFor("syd_as", "restart")[0]!;
+    strictEqual(call.headers.get("authorization"), "Bearer as-token-value");
+    strictEqual(call.query, "?user_id=%40alice%3Aexample.com");
+    // The rewritten entry still names the user.
+    const rewritten = await pollHash(redis, (m) => m.get(field) !== value);
+    strictEqual(decodeValue(rewritten.get(field)!).appServiceUser, "@alice:example.com");
+    await h.webhook("participant_left", "as-identity", { reason: "CLIENT_INITIATED" });
+    await h.until(() => h.sends("syd_as") === 1);
+    const send = server.fake.callsFor("syd_as", "send")[0]!;
+    strictEqual(send.headers.get("authorization"), "Bearer as-token-value");
+    strictEqual(send.query, "?user_id=%40alice%3Aexample.com");
+    // Standalone jobs stay unauthenticated.
+    await h.register("plain", { T: 10_000 });
+    await h.webhook("participant_joined", "plain");
+    await h.until(() => h.restarts("syd_plain") === 1);
+    const plain = server.fake.callsFor("syd_plain", "restart")[0]!;
+    strictEqual(plain.headers.get("authorization"), null);
+    strictEqual(plain.query, "");
+    ok(true);
+  } finally {
+    await h.close();
+    await server.close();
+    await redis.dispose();
+  }
+});

@@ -19,6 +19,8 @@ export interface DelayedEventCallRecord {
   method: string;
   /** Path before `/_matrix/…` (a CS API path prefix). */
   prefix: string;
+  /** The query string as received (`?user_id=…` for app-service jobs), or `""`. */
+  query: string;
   headers: Headers;
   body: string;
   /** `performance.now()` when the request arrived. */
@@ -97,6 +99,7 @@ export class FakeDelayedEvents {
       action,
       method: req.method,
       prefix,
+      query: url.search,
       headers: req.headers,
       body,
       at: performance.now(),

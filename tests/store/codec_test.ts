@@ -162,3 +162,37 @@ Deno.test("codec decode: values not of the format are refused", () => {
     -9223372036854775808n,
   );
 });
+
+Deno.test("codec value: app-service jobs carry their user after the reference's keys", () => {
+  const job = {
+    delayId: "syd_abcdefghij",
+    delayTimeoutNs: msToNs(10_000),
+    serverName: "example.com",
+    room: ROOM,
+    identity: IDENTITY,
+    restartedAt: "2026-07-23T10:15:30.123456789Z",
+  };
+  // Standalone jobs: byte-identical to the reference's format (no extra key at all).
+  strictEqual(encodeValue(job), EXAMPLE_VALUE);
+  strictEqual(encodeValue({ ...job, appServiceUser: undefined }), EXAMPLE_VALUE);
+  const value = encodeValue({ ...job, appServiceUser: "@alice:example.com" });
+  strictEqual(
+    value,
+    EXAMPLE_VALUE.replace(
+      `"LiveKitIdentity":"${IDENTITY}"}`,
+      `"LiveKitIdentity":"${IDENTITY}","AppServiceUser":"@alice:example.com"}`,
+    ),
+  );
+  strictEqual(decodeValue(value).appServiceUser, "@alice:example.com");
+  strictEqual("appServiceUser" in decodeValue(EXAMPLE_VALUE), false);
+  // A reader that knows only the reference's keys still gets every one of them.
+  const parsed = JSON.parse(value);
+  deepStrictEqual(Object.keys(parsed.Params).slice(0, 5), [
+    "DelayId",
+    "DelayTimeout",
+    "ServerName",
+    "LiveKitRoom",
+    "LiveKitIdentity",
+  ]);
+  throws(() => decodeValue(value.replace('"@alice:example.com"', "5")), SyntaxError);
+});

@@ -33,6 +33,10 @@ export interface AppOptions {
   registerError?: ApiError;
   shuttingDown?: boolean;
   extra?: ExtraRoutes;
+  /** App-service routes built from the harness's own stand-ins (app-service.md). */
+  appService?: (
+    parts: Pick<AppDeps, "config" | "clock" | "metrics" | "rooms" | "delegation">,
+  ) => AppDeps["appService"];
 }
 
 /** A handler plus a `call` helper. */
@@ -108,6 +112,7 @@ export function testApp(options: AppOptions = {}): TestApp {
     shuttingDown: () => options.shuttingDown ?? false,
     metrics,
   };
+  deps.appService = options.appService?.(deps);
   const handler = createHandler(deps, options.extra);
   async function call(path: string, init: RequestInit & { peer?: string } = {}) {
     const req = new Request(`http://service.test${path}`, init);
