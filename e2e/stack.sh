@@ -49,61 +49,82 @@ stop_redis() {
 }
 
 synapse_ready() {
-  curl -fsS http://127.0.0.1:8008/health >/dev/null 2>&1
+  curl -fsS "http://127.0.0.1:${1:-8008}/health" >/dev/null 2>&1
 }
 
-# launch_synapse — starts Synapse in the background and waits until it answers.
+# Two homeservers: A (localhost:8448, the one every scenario uses) and B (localhost:8449, the
+# federating peer of the app-service scenarios). Both run from the same venv.
+#   synapse_dir a|b   folder of the instance's config, database, key and log
+synapse_dir() { if [ "$1" = a ]; then echo "$RUN"; else echo "$RUN/b"; fi; }
+synapse_port() { if [ "$1" = a ]; then echo 8008; else echo 8009; fi; }
+synapse_tls_port() { if [ "$1" = a ]; then echo 8448; else echo 8449; fi; }
+
+# launch_synapse a|b — starts Synapse in the background and waits until it answers.
 launch_synapse() {
+  local dir pid
+  dir="$(synapse_dir "$1")"
   # The interpreter itself, not a shell function, so that $! is Synapse's own PID.
-  "$STACK/venv/bin/python" -m synapse.app.homeserver -c "$RUN/homeserver.yaml" \
-    >>"$RUN/synapse.log" 2>&1 &
-  SYNAPSE_PID=$!
+  "$STACK/venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" \
+    >>"$dir/synapse.log" 2>&1 &
+  pid=$!
+  if [ "$1" = a ]; then SYNAPSE_PID=$pid; else SYNAPSE_B_PID=$pid; fi
   local i
   for i in $(seq 1 900); do
-    synapse_ready && return 0
-    kill -0 "$SYNAPSE_PID" 2>/dev/null || { log "Synapse exited during start"; return 1; }
+    synapse_ready "$(synapse_port "$1")" && return 0
+    kill -0 "$pid" 2>/dev/null || { log "Synapse $1 exited during start"; return 1; }
     sleep 0.2
   done
-  log "Synapse not ready after 180 s"
+  log "Synapse $1 not ready after 180 s"
   return 1
 }
 
 stop_synapse() {
-  [ -n "${SYNAPSE_PID:-}" ] || return 0
-  kill -TERM "$SYNAPSE_PID" 2>/dev/null || true
+  local pid
+  if [ "${1:-a}" = a ]; then pid="${SYNAPSE_PID:-}"; else pid="${SYNAPSE_B_PID:-}"; fi
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
   local i
   for i in $(seq 1 50); do
-    kill -0 "$SYNAPSE_PID" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  kill -KILL "$SYNAPSE_PID" 2>/dev/null || true
-  wait "$SYNAPSE_PID" 2>/dev/null || true
-  SYNAPSE_PID=""
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ "${1:-a}" = a ]; then SYNAPSE_PID=""; else SYNAPSE_B_PID=""; fi
 }
 
+# start_synapse a|b
 start_synapse() {
-  sed "s|@RUN@|$RUN|g" "$E2E/config/homeserver.yaml.in" >"$RUN/homeserver.yaml"
-  mkdir -p "$RUN/media"
-  if [ -f "$SYNAPSE_TEMPLATE/homeserver.db" ]; then
+  local name="$1" dir template config
+  dir="$(synapse_dir "$name")"
+  # The schema-only template is keyed by Synapse version and server name.
+  template="$SYNAPSE_TEMPLATE-localhost_$(synapse_tls_port "$name")"
+  config="$E2E/config/homeserver.yaml.in"
+  [ "$name" = b ] && config="$E2E/config/homeserver-b.yaml.in"
+  mkdir -p "$dir/media"
+  sed "s|@RUN@|$RUN|g" "$config" >"$dir/homeserver.yaml"
+  sed "s|@RUN@|$RUN|g" "$E2E/config/appservice-$name.yaml.in" >"$RUN/appservice-$name.yaml"
+  if [ -f "$template/homeserver.db" ]; then
     # Schema-only database of an earlier run: skips the 20–90 s of first-start migrations.
-    cp "$SYNAPSE_TEMPLATE"/homeserver.db* "$SYNAPSE_TEMPLATE/signing.key" "$RUN/"
-    launch_synapse || return 1
+    cp "$template"/homeserver.db* "$template/signing.key" "$dir/"
+    launch_synapse "$name" || return 1
   else
-    "$STACK/venv/bin/python" -m synapse.app.homeserver -c "$RUN/homeserver.yaml" --generate-keys \
-      >>"$RUN/synapse.log" 2>&1
-    launch_synapse || return 1
+    "$STACK/venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys \
+      >>"$dir/synapse.log" 2>&1
+    launch_synapse "$name" || return 1
     # Keep the freshly migrated, still user-free database as the template for later runs.
-    stop_synapse
-    rm -rf "$SYNAPSE_TEMPLATE.tmp"
-    mkdir -p "$SYNAPSE_TEMPLATE.tmp"
-    cp "$RUN"/homeserver.db* "$RUN/signing.key" "$SYNAPSE_TEMPLATE.tmp/"
-    rm -rf "$SYNAPSE_TEMPLATE"
-    mv "$SYNAPSE_TEMPLATE.tmp" "$SYNAPSE_TEMPLATE"
-    launch_synapse || return 1
+    stop_synapse "$name"
+    rm -rf "$template.tmp"
+    mkdir -p "$template.tmp"
+    cp "$dir"/homeserver.db* "$dir/signing.key" "$template.tmp/"
+    rm -rf "$template"
+    mv "$template.tmp" "$template"
+    launch_synapse "$name" || return 1
   fi
   # Federation OpenID endpoint over TLS, verified with the test CA: 401 M_MISSING_TOKEN.
-  curl -sS --cacert "$RUN/ca.crt" https://localhost:8448/_matrix/federation/v1/openid/userinfo \
-    | grep -q M_MISSING_TOKEN || { log "Synapse openid listener not answering over TLS"; return 1; }
+  curl -sS --cacert "$RUN/ca.crt" \
+    "https://localhost:$(synapse_tls_port "$name")/_matrix/federation/v1/openid/userinfo" \
+    | grep -q M_MISSING_TOKEN || { log "Synapse $name openid listener not answering over TLS"; return 1; }
 }
 
 livekit_ready() {
@@ -130,20 +151,34 @@ start_livekit() {
   wait_until 30 "livekit-server" livekit_ready
 }
 
-stop_livekit() {
-  [ -n "${LIVEKIT_PID:-}" ] || return 0
-  # The first TERM waits for participants to leave; the second one hurries it (real-stack.md §5.3).
-  kill -TERM "$LIVEKIT_PID" 2>/dev/null || true
+# The SFU of homeserver B (app-service scenarios): port 7980, UDP 7982.
+start_livekit_b() {
+  "$STACK/bin/livekit-server" --config "$E2E/config/livekit-b.yaml" >"$RUN/livekit-b.log" 2>&1 &
+  LIVEKIT_B_PID=$!
+  wait_until 30 "livekit-server B" sh -c 'curl -fsS http://127.0.0.1:7980/ | grep -q OK'
+}
+
+# stop_sfu PID — the first TERM waits for participants to leave; the second one hurries it
+# (real-stack.md §5.3).
+stop_sfu() {
+  local pid="$1" i
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
   sleep 0.5
-  kill -TERM "$LIVEKIT_PID" 2>/dev/null || true
-  local i
+  kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 1 50); do
-    kill -0 "$LIVEKIT_PID" 2>/dev/null || break
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.2
   done
-  kill -KILL "$LIVEKIT_PID" 2>/dev/null || true
-  wait "$LIVEKIT_PID" 2>/dev/null || true
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+stop_livekit() {
+  stop_sfu "${LIVEKIT_PID:-}"
   LIVEKIT_PID=""
+  stop_sfu "${LIVEKIT_B_PID:-}"
+  LIVEKIT_B_PID=""
 }
 
 start_nginx() {
@@ -210,15 +245,17 @@ start_stack() {
   make_certificates
   log "starting Redis"
   start_redis
-  log "starting Synapse (first start runs migrations: up to 3 min)"
+  log "starting Synapse A and B (first start runs migrations: up to 3 min)"
   local t0
   t0=$(date +%s)
-  start_synapse
-  log "Synapse ready after $(($(date +%s) - t0)) s"
+  start_synapse a
+  start_synapse b
+  log "Synapse A and B ready after $(($(date +%s) - t0)) s"
   log "starting the webhook capture listener"
   start_webhook_capture
-  log "starting livekit-server"
+  log "starting livekit-server A and B"
   start_livekit
+  start_livekit_b
   log "starting nginx and Caddy (the README's reverse-proxy blocks)"
   start_nginx
   start_caddy
@@ -229,7 +266,8 @@ stop_stack() {
   stop_nginx
   stop_livekit
   stop_webhook_capture
-  stop_synapse
+  stop_synapse b
+  stop_synapse a
   stop_redis
   kill_namespace_leftovers
 }
@@ -259,7 +297,7 @@ kill_namespace_leftovers() {
 # print_log_tails — the last lines of every component's log (on failure).
 print_log_tails() {
   local f
-  for f in "$RUN"/*.log "$RUN"/logs/*.log; do
+  for f in "$RUN"/*.log "$RUN"/b/*.log "$RUN"/logs/*.log; do
     [ -s "$f" ] || continue
     printf '\n===== tail of %s =====\n' "${f#"$RUN"/}" >&2
     tail -n "${E2E_LOG_TAIL:-40}" "$f" >&2

@@ -13,6 +13,23 @@ export const SYNAPSE_URL = "http://127.0.0.1:8008";
 /** Shared secret for admin registration (homeserver.yaml). */
 export const SYNAPSE_REGISTRATION_SECRET = "e2e-only-shared-secret";
 
+/**
+ * Homeserver B of the app-service scenarios (homeserver-b.yaml.in): federates with A over TLS
+ * (test CA), has its own SFU (7980) and its own service instance (8081).
+ */
+export const SERVER_NAME_B = "localhost:8449";
+/** Homeserver B's client-server API over plain HTTP, used by the harness. */
+export const SYNAPSE_B_URL = "http://127.0.0.1:8009";
+/** The SFU of homeserver B. */
+export const LIVEKIT_B_WS_URL = "ws://127.0.0.1:7980";
+/** LiveKit HTTP base of homeserver B's SFU. */
+export const LIVEKIT_B_HTTP_URL = "http://127.0.0.1:7980";
+/** Key and secret of livekit-b.yaml. Test-only values. */
+export const LIVEKIT_B_KEY = "e2e-key-b";
+export const LIVEKIT_B_SECRET = "e2e-secret-b-0123456789abcdef012345";
+/** The service instance of homeserver B (its SFU's webhook target and Synapse B's proxy_url). */
+export const SERVICE_B_BIND = "127.0.0.1:8081";
+
 /** LiveKit signalling URL handed to clients (the service's `LIVEKIT_URL`). */
 export const LIVEKIT_WS_URL = "ws://127.0.0.1:7880";
 /** LiveKit HTTP base for Twirp calls. */

@@ -81,6 +81,22 @@ export class Participant {
     return outcome;
   }
 
+  /**
+   * Publishes one audio track; resolves with `PUBLISHED <sid>` or `PUBLISH_FAILED <text>` (the
+   * SDK gives up after 10 s when the SFU never confirms the track).
+   */
+  async publish(): Promise<string> {
+    await this.proc.send("publish");
+    return await waitFor(() => {
+      const line = this.proc.lines.find((l) =>
+        l.startsWith("PUBLISHED ") || l.startsWith("PUBLISH_FAILED ")
+      );
+      if (line !== undefined) return line;
+      if (this.proc.exited) return "PUBLISH_FAILED helper exited";
+      return undefined;
+    }, { what: `participant ${this.name} to publish`, timeoutMs: 30_000, intervalMs: 100 });
+  }
+
   /** Leaves cleanly (`CLIENT_INITIATED`, or `reason`) and waits for the exit. */
   async leave(reason?: string): Promise<void> {
     if (!this.proc.exited) {

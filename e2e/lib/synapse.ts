@@ -38,11 +38,11 @@ export class MatrixHttpError extends Error {
 async function call<T>(
   what: string,
   path: string,
-  init: { method?: string; token?: string; body?: unknown } = {},
+  init: { method?: string; token?: string; body?: unknown; base?: string } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (init.token !== undefined) headers.authorization = `Bearer ${init.token}`;
-  const res = await fetch(`${SYNAPSE_URL}${path}`, {
+  const res = await fetch(`${init.base ?? SYNAPSE_URL}${path}`, {
     method: init.method ?? (init.body === undefined ? "GET" : "POST"),
     headers,
     body: init.body === undefined ? undefined : JSON.stringify(init.body),
@@ -58,23 +58,88 @@ export class MatrixUser {
     readonly userId: string,
     readonly deviceId: string,
     readonly accessToken: string,
+    /** Client-server API of the user's homeserver (A by default). */
+    readonly baseUrl: string = SYNAPSE_URL,
   ) {}
 
-  /** Registers `localpart` through the shared-secret admin API (no admin rights). */
-  static async register(localpart: string): Promise<MatrixUser> {
+  /**
+   * Registers `localpart` through the shared-secret admin API (no admin rights), on homeserver
+   * A or on the homeserver at `base`.
+   */
+  static async register(localpart: string, base: string = SYNAPSE_URL): Promise<MatrixUser> {
     const password = `pw-${localpart}`;
     const { nonce } = await call<{ nonce: string }>(
       "register nonce",
       "/_synapse/admin/v1/register",
+      { base },
     );
     const mac = createHmac("sha1", SYNAPSE_REGISTRATION_SECRET)
       .update(`${nonce}\0${localpart}\0${password}\0notadmin`).digest("hex");
     const res = await call<{ user_id: string; device_id: string; access_token: string }>(
       "register",
       "/_synapse/admin/v1/register",
-      { body: { nonce, username: localpart, password, admin: false, mac } },
+      { body: { nonce, username: localpart, password, admin: false, mac }, base },
     );
-    return new MatrixUser(res.user_id, res.device_id, res.access_token);
+    return new MatrixUser(res.user_id, res.device_id, res.access_token, base);
+  }
+
+  /** An authenticated call to the user's homeserver. */
+  #call<T>(what: string, path: string, init: { method?: string; body?: unknown } = {}) {
+    return call<T>(what, path, { ...init, token: this.accessToken, base: this.baseUrl });
+  }
+
+  /** Invites `userId` (possibly of another homeserver) into `roomId`. */
+  async invite(roomId: string, userId: string): Promise<void> {
+    await this.#call("invite", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, {
+      body: { user_id: userId },
+    });
+  }
+
+  /** Joins `roomId` (after an invite: over federation when the room lives elsewhere). */
+  async join(roomId: string): Promise<void> {
+    await this.#call("join", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, {
+      body: {},
+    });
+  }
+
+  /** Leaves `roomId`. */
+  async leave(roomId: string): Promise<void> {
+    await this.#call("leave", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/leave`, {
+      body: {},
+    });
+  }
+
+  /** The members the homeserver sees joined in `roomId`. */
+  async joinedMembers(roomId: string): Promise<string[]> {
+    const res = await this.#call<{ joined: Record<string, unknown> }>(
+      "joined_members",
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/joined_members`,
+    );
+    return Object.keys(res.joined);
+  }
+
+  /**
+   * `POST` to the homeserver's MatrixRTC LiveKit endpoints (MSC4195, forwarded to the
+   * application service by MSC4512), as the client does: the user's access token, no other
+   * credential. Never throws for a status.
+   */
+  async rtc(
+    path: string,
+    body: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown>; text: string }> {
+    const res = await fetch(`${this.baseUrl}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${this.accessToken}` },
+      body: JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: Record<string, unknown> = {};
+    try {
+      json = text === "" ? {} : JSON.parse(text);
+    } catch {
+      json = {};
+    }
+    return { status: res.status, json, text };
   }
 
   /** Requests an OpenID token (what a MatrixRTC client sends to the service). */
@@ -82,7 +147,7 @@ export class MatrixUser {
     return call<OpenIdToken>(
       "openid request_token",
       `/_matrix/client/v3/user/${encodeURIComponent(this.userId)}/openid/request_token`,
-      { token: this.accessToken, body: {} },
+      { token: this.accessToken, body: {}, base: this.baseUrl },
     );
   }
 
@@ -90,6 +155,7 @@ export class MatrixUser {
   async createCallRoom(): Promise<string> {
     const res = await call<{ room_id: string }>("createRoom", "/_matrix/client/v3/createRoom", {
       token: this.accessToken,
+      base: this.baseUrl,
       body: {
         preset: "private_chat",
         power_level_content_override: { events: { [CALL_MEMBER_TYPE]: 0 } },
@@ -134,6 +200,7 @@ export class MatrixUser {
     return await call("put membership", path, {
       method: "PUT",
       token: this.accessToken,
+      base: this.baseUrl,
       body: content,
     });
   }
@@ -142,7 +209,7 @@ export class MatrixUser {
   membershipContent(roomId: string): Promise<Record<string, unknown>> {
     const path = `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/` +
       `${CALL_MEMBER_TYPE}/${encodeURIComponent(this.membershipStateKey())}`;
-    return call("get membership", path, { token: this.accessToken });
+    return call("get membership", path, { token: this.accessToken, base: this.baseUrl });
   }
 
   /** Whether the membership state is the empty "left" content. */
@@ -155,7 +222,7 @@ export class MatrixUser {
     const res = await call<{ capabilities: Record<string, unknown> }>(
       "capabilities",
       "/_matrix/client/v3/capabilities",
-      { token: this.accessToken },
+      { token: this.accessToken, base: this.baseUrl },
     );
     return res.capabilities;
   }
@@ -165,7 +232,7 @@ export class MatrixUser {
     const res = await call<{ delayed_events: PendingDelayedEvent[] }>(
       "list delayed events",
       "/_matrix/client/unstable/org.matrix.msc4140/delayed_events",
-      { token: this.accessToken },
+      { token: this.accessToken, base: this.baseUrl },
     );
     return res.delayed_events;
   }

@@ -11,9 +11,11 @@
 //	DISCONNECTED <reason>     when the SFU ends the session
 //	ERROR <text>              on failure, then exit status 1
 //	LEFT <reason>             after a requested leave, then exit status 0
+//	PUBLISHED <sid>           after "publish", when the SFU accepted the track
+//	PUBLISH_FAILED <text>     after "publish", when it did not (no canPublish grant)
 //
 // stdin: "leave" leaves with CLIENT_INITIATED, "leave <REASON>" with the named reason,
-// end of input behaves like "leave".
+// "publish" publishes one Opus track, end of input behaves like "leave".
 package main
 
 import (
@@ -117,6 +119,25 @@ func main() {
 			os.Exit(0)
 		case cmd, ok := <-lines:
 			if ok && cmd == "" {
+				continue
+			}
+			if ok && cmd == "publish" {
+				// Publishes one Opus track in the background: PUBLISHED <track sid>, or
+				// PUBLISH_FAILED <error> when the SFU does not accept it (e.g. canPublish false).
+				go func() {
+					track, err := lksdk.NewLocalSampleTrack(webrtc.RTPCodecCapability{
+						MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+					})
+					if err == nil {
+						var pub *lksdk.LocalTrackPublication
+						pub, err = r.LocalParticipant.PublishTrack(track, &lksdk.TrackPublicationOptions{Name: "probe"})
+						if err == nil {
+							o.line("PUBLISHED %s", pub.SID())
+							return
+						}
+					}
+					o.line("PUBLISH_FAILED %s", strings.ReplaceAll(err.Error(), "\n", " "))
+				}()
 				continue
 			}
 			reason := livekit.DisconnectReason_CLIENT_INITIATED
