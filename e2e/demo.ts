@@ -4,7 +4,10 @@
  * and nginx are already up. It starts our service, registers a demo user, performs a real token
  * exchange with delegation, prints the decoded JWT with the room alias and identity, joins the
  * SFU with the participant helper, shows the delayed leave being kept alive and then sent when
- * the participant exits, and keeps everything running until Ctrl-C (`--once`: exit instead).
+ * the participant exits. Then the homeserver-mediated generation (app-service mode, MSC4195 with
+ * MSC4512): a user of the same Synapse and a user of a second, federating Synapse get tokens for
+ * the same call through their homeservers, with their access tokens only, and meet in the same
+ * LiveKit room. Everything keeps running until Ctrl-C (`--once`: exit instead).
  *
  * @module
  */
@@ -25,6 +28,9 @@ import { stopwatch, waitFor } from "./lib/poll.ts";
 import { jobEntries } from "./lib/redis.ts";
 import { getTokenBody } from "./lib/requests.ts";
 import { Service } from "./lib/service.ts";
+import { newMemberId, newUser, RTC, startServiceA, startServiceB } from "./lib/appservice.ts";
+import { REDIS_URL, SERVER_NAME_B } from "./lib/env.ts";
+import { h } from "./lib/hash.ts";
 
 const DELAY_MS = 10_000;
 
@@ -56,9 +62,13 @@ function untilSignal(): Promise<void> {
 
 async function demo(once: boolean): Promise<void> {
   const paths = stackPaths();
-  step("starting lk-jwt-service (bin/lk-jwt-service) with Redis persistence");
-  const service = await Service.start({ name: "demo", redis: true });
+  step(
+    "starting lk-jwt-service (bin/lk-jwt-service) with Redis, registered with Synapse as its application service",
+  );
+  const service = await startServiceA("demo", { LIVEKIT_REDIS_URL: REDIS_URL });
+  let serviceB: Service | undefined;
   let participant: Participant | undefined;
+  const others: Participant[] = [];
   try {
     show("service", `${SERVICE_URL} (behind nginx: ${PROXY_URL})`);
 
@@ -130,6 +140,59 @@ async function demo(once: boolean): Promise<void> {
     show("membership state", await call.user.membershipContent(call.roomId));
     show("leave visible after", `${elapsed()} ms`);
 
+    step("new generation: tokens through the homeserver (MSC4195, forwarded by Synapse: MSC4512)");
+    serviceB = await startServiceB("demo-b");
+    const carol = await newUser("demo-carol", "a");
+    const bob = await newUser("demo-bob", "b");
+    for (const user of [carol, bob]) {
+      await call.user.invite(call.roomId, user.userId);
+      await waitFor(() => user.join(call.roomId).then(() => true), {
+        what: `${user.userId} to join`,
+        timeoutMs: 30_000,
+      });
+    }
+    show(
+      "joined the Matrix room",
+      `${carol.userId} (same homeserver), ${bob.userId} (${SERVER_NAME_B}, over federation)`,
+    );
+    const carolMember = newMemberId();
+    const request = {
+      url: LIVEKIT_WS_URL,
+      room_id: call.roomId,
+      slot_id: "m.call#ROOM",
+      member_id: carolMember,
+    };
+    show(`POST ${SYNAPSE_URL}${RTC.getToken}`, request);
+    const local = await carol.rtc(RTC.getToken, request);
+    if (local.status !== 200) throw new Error(`Synapse answered ${local.status}: ${local.text}`);
+    show("JWT payload (local user: may publish)", decodeJwt(local.json.jwt as string).payload);
+    const bobMember = newMemberId();
+    const relayed = await bob.rtc(RTC.getToken, {
+      server_name: SERVER_NAME,
+      url: LIVEKIT_WS_URL,
+      room_id: call.roomId,
+      slot_id: "m.call#ROOM",
+      member_id: bobMember,
+    });
+    if (relayed.status !== 200) {
+      throw new Error(`Synapse B answered ${relayed.status}: ${relayed.text}`);
+    }
+    show(
+      "JWT payload (user of the other homeserver, relayed over federation: subscribe only)",
+      decodeJwt(relayed.json.jwt as string).payload,
+    );
+    others.push(await Participant.join(local.json.jwt as string, { name: "demo-carol" }));
+    others.push(await Participant.join(relayed.json.jwt as string, { name: "demo-bob" }));
+    const expected = [h([carol.userId, carolMember]), h([bob.userId, bobMember])].sort();
+    show(
+      "ListParticipants (the same LiveKit room as the OpenID client above)",
+      await participantIdentities(call.room),
+    );
+    if (JSON.stringify(await participantIdentities(call.room)) !== JSON.stringify(expected)) {
+      throw new Error("the homeserver-mediated participants are not in the expected LiveKit room");
+    }
+    for (const p of others.splice(0)) await p.leave();
+
     if (once) {
       step("done (--once)");
       return;
@@ -154,7 +217,9 @@ async function demo(once: boolean): Promise<void> {
     show("logs", `${paths.run} (service: logs/service-demo.log)`);
     await untilSignal();
   } finally {
+    for (const p of others) await p.dispose();
     await participant?.dispose();
+    await serviceB?.stop();
     await service.stop();
   }
 }
