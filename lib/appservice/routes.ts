@@ -31,6 +31,12 @@ import type { TransactionEvent } from "./ports.ts";
 export const MAX_TRANSACTION_BODY = 16 * 1024 * 1024;
 /** Transaction IDs remembered for de-duplication. */
 const REMEMBERED_TRANSACTIONS = 1_000;
+/**
+ * Budget of all outbound work of one forwarded request: Synapse gives the service 30 s and then
+ * answers the client itself, so ours must end first (two `is_joined` and two relays could
+ * otherwise add up to 40 s).
+ */
+export const APP_SERVICE_DEADLINE_MS = 25_000;
 
 /** The app-service paths as the router sees them. */
 export interface AppServiceRoutes {
@@ -120,19 +126,39 @@ export function createAppServiceRoutes(deps: AppServiceDeps): AppServiceRoutes {
       checkHsToken(req.headers.get("authorization"), deps.appService.hsToken);
       if (deps.shuttingDown()) throw Errors.shuttingDown();
       ctx.fields.endpoint = route.endpoint;
-      switch (route.endpoint) {
-        case "cs_get_token":
-          return await handleClientGetToken(deps, req, ctx);
-        case "ss_get_token":
-          return await handleFederationGetToken(deps, req, ctx);
-        case "cs_delegate":
-          return await handleClientDelegate(deps, req, ctx);
-        case "ping":
-          await readBodyLimited(req, { maxBytes: 64 * 1024 });
-          return jsonResponse({});
-        case "transactions":
-          return await transaction(route, req, ctx);
+      const abort = new AbortController();
+      const onAbort = () => abort.abort(ctx.signal.reason);
+      ctx.signal.addEventListener("abort", onAbort, { once: true });
+      const timer = deps.clock.setTimer(
+        APP_SERVICE_DEADLINE_MS,
+        () => abort.abort(new DOMException("app-service deadline passed", "TimeoutError")),
+      );
+      try {
+        return await endpoint(route, req, { ...ctx, signal: abort.signal });
+      } finally {
+        timer.cancel();
+        ctx.signal.removeEventListener("abort", onAbort);
       }
     },
   };
+
+  async function endpoint(
+    route: AppServiceRoute,
+    req: Request,
+    ctx: RequestContext,
+  ): Promise<Response> {
+    switch (route.endpoint) {
+      case "cs_get_token":
+        return await handleClientGetToken(deps, req, ctx);
+      case "ss_get_token":
+        return await handleFederationGetToken(deps, req, ctx);
+      case "cs_delegate":
+        return await handleClientDelegate(deps, req, ctx);
+      case "ping":
+        await readBodyLimited(req, { maxBytes: 64 * 1024 });
+        return jsonResponse({});
+      case "transactions":
+        return await transaction(route, req, ctx);
+    }
+  }
 }

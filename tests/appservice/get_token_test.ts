@@ -412,3 +412,23 @@ Deno.test("app-service: tokens never reach the logs", async () => {
     await h.close();
   }
 });
+
+Deno.test("app-service: the answer comes before Synapse's 30 s limit (25 s budget)", async () => {
+  const h = asHarness();
+  try {
+    h.hs.settings.isJoinedDelayMs = 2_000;
+    const pending = h.send(PATHS.csToken, tokenBody());
+    while (h.hs.count("is_joined") === 0) await new Promise((r) => setTimeout(r, 5));
+    await h.app.clock.advance(24_999);
+    let done = false;
+    pending.then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(done, false);
+    await h.app.clock.advance(2);
+    const res = await pending;
+    assert.equal(res.status, 502);
+    assert.equal(res.json.errcode, "M_UNKNOWN");
+  } finally {
+    await h.close();
+  }
+});
