@@ -169,12 +169,14 @@ export async function runCheckConfig(
   }
   const offline = parsed.line.offline;
 
+  const settings = withSettings(parsed.line, env);
+  const parseYaml = await loadYamlParser(settings);
   let loaded;
   try {
     loaded = loadConfig({
-      env: withSettings(parsed.line, env),
+      env: settings,
       readTextFile: options.readTextFile ?? ((path) => Deno.readTextFileSync(path)),
-      parseYaml: await loadYamlParser(flags.env),
+      parseYaml,
     });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
