@@ -24,7 +24,13 @@ const CHECK_EVERY_MS = 60_000;
 const RATE_WINDOW_MS = 60_000;
 
 /** Verdicts of webhook deliveries, for the `webhooks` counter. */
-export type WebhookVerdict = "accepted" | "ignored" | "duplicate" | "unauthorized" | "bad_body";
+export type WebhookVerdict =
+  | "accepted"
+  | "ignored"
+  | "duplicate"
+  | "unauthorized"
+  | "bad_body"
+  | "unavailable";
 
 /** Options of {@linkcode DelegationWatch}. */
 export interface DelegationWatchOptions {

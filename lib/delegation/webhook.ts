@@ -4,8 +4,13 @@
  * `Bearer ` prefix tolerated); header `alg` HS256, claim `iss` = `LIVEKIT_KEY`, signature valid
  * with `LIVEKIT_SECRET`; `exp` present and not passed, `nbf` not in the future (60 s leeway);
  * claim `sha256` = padded base64 of SHA-256 over the exact body bytes (constant-time); only then
- * the body is parsed; redelivered event IDs are ignored; the event is mapped to a job signal
- * (delegation.md §8) and handed to the manager. No CORS on this path.
+ * the body is parsed; exact redeliveries (same event `id` and same body digest) are ignored; the
+ * event is mapped to a job signal (delegation.md §8) and handed to the manager. No CORS on this
+ * path.
+ *
+ * With several replicas (replicas.md §3) the hand-over may go through Redis to the replica that
+ * drives the job: then `200` means the signal was appended to that replica's stream, and a
+ * failed append is answered `503` so that the SFU delivers the event again.
  *
  * Verified here over the raw body bytes rather than with `livekit-server-sdk`'s
  * `WebhookReceiver`, which hashes a re-decoded string, allows 10 s of clock skew instead of the
@@ -26,6 +31,13 @@ import { EventIdCache, parseWebhookEvent, signalForEvent } from "./webhook_event
 
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const WEBHOOK_LEEWAY_S = 60;
+
+/** Answer when the signal could not be handed to the replica that drives the job. */
+const FORWARD_FAILED = new ApiError(
+  503,
+  "M_UNKNOWN",
+  "Could not hand the event to the replica that drives the job; please retry",
+);
 
 /** What the webhook checks a token against. */
 export interface WebhookKeys {
@@ -61,6 +73,18 @@ export function verifyWebhookToken(
   token: string,
   options: { body: Uint8Array; keys: WebhookKeys; nowMs: number },
 ): string | undefined {
+  const checked = checkWebhookToken(token, options);
+  return typeof checked === "string" ? checked : undefined;
+}
+
+/**
+ * {@linkcode verifyWebhookToken} that also returns the verified body digest (the `sha256`
+ * claim), which identifies the body for the redelivery check.
+ */
+function checkWebhookToken(
+  token: string,
+  options: { body: Uint8Array; keys: WebhookKeys; nowMs: number },
+): string | { digest: string } {
   const parts = token.split(".");
   if (parts.length !== 3) return "token is not a JWT";
   const [h, p, s] = parts as [string, string, string];
@@ -87,7 +111,7 @@ export function verifyWebhookToken(
   if (!constantTimeEqual(Buffer.from(claims.sha256, "utf8"), Buffer.from(digest, "utf8"))) {
     return "body checksum does not match the token";
   }
-  return undefined;
+  return { digest };
 }
 
 /** Options of {@linkcode createWebhookHandler}. */
@@ -96,8 +120,11 @@ export interface WebhookHandlerOptions {
   clock: Clock;
   log: Logger;
   shuttingDown: () => boolean;
-  /** Hands a signal to the job of exactly this key. */
-  deliver: (room: string, identity: string, signal: JobSignal) => void;
+  /**
+   * Hands a signal to the job of exactly this key. A promise means the signal goes to another
+   * replica; it resolves false when that could not be arranged (the answer is then `503`).
+   */
+  deliver: (room: string, identity: string, signal: JobSignal) => void | Promise<boolean>;
   events?: EventIdCache;
   watch?: DelegationWatch;
 }
@@ -129,8 +156,9 @@ export function createWebhookHandler(
     let token = req.headers.get("authorization");
     if (token === null || token === "") return unauthorized("missing Authorization header");
     if (token.startsWith("Bearer ")) token = token.slice("Bearer ".length);
-    const problem = verifyWebhookToken(token, { body, keys: options.keys, nowMs: clock.now() });
-    if (problem) return unauthorized(problem);
+    const checked = checkWebhookToken(token, { body, keys: options.keys, nowMs: clock.now() });
+    if (typeof checked === "string") return unauthorized(checked);
+    const { digest } = checked;
     let event;
     try {
       event = parseWebhookEvent(body);
@@ -140,7 +168,7 @@ export function createWebhookHandler(
       return Errors.notJson().toResponse();
     }
     const now = clock.monotonic();
-    if (event.id !== "" && events.has(event.id, now)) {
+    if (event.id !== "" && events.has(event.id, digest, now)) {
       log.debug("Duplicate webhook event ignored", { id: event.id, event: event.event });
       options.watch?.webhook(event.event, "duplicate");
       return new Response(null, { status: 200 });
@@ -154,13 +182,17 @@ export function createWebhookHandler(
         identity: event.identity,
         signal,
       });
-      options.deliver(event.room, event.identity, signal);
+      const handed = options.deliver(event.room, event.identity, signal);
+      if (handed !== undefined && !(await handed)) {
+        options.watch?.webhook(event.event, "unavailable");
+        return FORWARD_FAILED.toResponse();
+      }
       options.watch?.webhook(event.event, "accepted");
     } else {
       log.debug("Webhook event ignored", { id: event.id, event: event.event });
       options.watch?.webhook(event.event, "ignored");
     }
-    if (event.id !== "") events.add(event.id, now);
+    if (event.id !== "") events.add(event.id, digest, now);
     return new Response(null, { status: 200 });
   };
 }

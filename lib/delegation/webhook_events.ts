@@ -1,8 +1,8 @@
 /**
  * LiveKit webhook events after verification (http-api.md §11, delegation.md §8): reading the
  * protobuf-JSON `WebhookEvent` (both lowerCamelCase and snake_case names, enums by name or
- * number, unknown fields ignored), mapping it to a job signal, and the bounded cache of event
- * IDs used to ignore redeliveries.
+ * number, unknown fields ignored), mapping it to a job signal, and the bounded cache of
+ * (event ID, body digest) pairs used to ignore exact redeliveries.
  *
  * @module
  */
@@ -101,12 +101,16 @@ function leaveSignal(reason: number | undefined): JobSignal {
   }
 }
 
-/** How long an event ID is remembered (longer than LiveKit's 5-minute token plus leeway). */
+/** How long a delivery is remembered (longer than LiveKit's 5-minute token plus leeway). */
 export const EVENT_ID_TTL_MS = 10 * 60_000;
-/** Most event IDs remembered; the oldest is evicted first. */
+/** Most deliveries remembered; the oldest is evicted first. */
 export const EVENT_ID_CAPACITY = 10_000;
 
-/** Remembered webhook event IDs (insertion order = expiry order, the TTL being fixed). */
+/**
+ * Remembered webhook deliveries, keyed by the pair (event `id`, body digest) (http-api.md §11):
+ * only an exact redelivery (same `id`, same body) is a duplicate, so distinct events that reuse
+ * an `id` are all processed. Insertion order is expiry order, the TTL being fixed.
+ */
 export class EventIdCache {
   readonly #expiry = new Map<string, number>();
   readonly #ttlMs: number;
@@ -117,29 +121,35 @@ export class EventIdCache {
     this.#capacity = options.capacity ?? EVENT_ID_CAPACITY;
   }
 
-  /** Number of IDs held. */
+  /** Number of pairs held. */
   get size(): number {
     return this.#expiry.size;
   }
 
-  /** Whether `id` was remembered and has not expired at `nowMs`. */
-  has(id: string, nowMs: number): boolean {
-    const at = this.#expiry.get(id);
+  /** Whether the pair was remembered and has not expired at `nowMs`. */
+  has(id: string, digest: string, nowMs: number): boolean {
+    const at = this.#expiry.get(pairKey(id, digest));
     return at !== undefined && at > nowMs;
   }
 
-  /** Remembers `id` until `nowMs` + TTL, evicting expired and, if full, the oldest IDs. */
-  add(id: string, nowMs: number): void {
+  /** Remembers the pair until `nowMs` + TTL, evicting expired and, if full, the oldest pairs. */
+  add(id: string, digest: string, nowMs: number): void {
     for (const [old, at] of this.#expiry) {
       if (at > nowMs) break;
       this.#expiry.delete(old);
     }
-    this.#expiry.delete(id);
+    const key = pairKey(id, digest);
+    this.#expiry.delete(key);
     while (this.#expiry.size >= this.#capacity) {
       const oldest = this.#expiry.keys().next();
       if (oldest.done) break;
       this.#expiry.delete(oldest.value);
     }
-    this.#expiry.set(id, nowMs + this.#ttlMs);
+    this.#expiry.set(key, nowMs + this.#ttlMs);
   }
+}
+
+/** The digest is base64 (no NUL), so NUL separates the two parts unambiguously. */
+function pairKey(id: string, digest: string): string {
+  return `${digest}\0${id}`;
 }

@@ -248,7 +248,7 @@ Deno.test("webhook: method, shutdown, size and body checks in the order of §11"
   }
 });
 
-Deno.test("webhook: duplicate event IDs are ignored; events without ID are not", async () => {
+Deno.test("webhook: only exact redeliveries (same id, same body) are ignored (http-api.md §11)", async () => {
   const { handler, delivered } = setup();
   const send = async (body: string) => {
     const res = await handler(webhookRequest(body, signWebhook(body, { nowSeconds: NOW_S })));
@@ -257,10 +257,15 @@ Deno.test("webhook: duplicate event IDs are ignored; events without ID are not",
   const withId = eventBody("participant_joined", { room: "r", identity: "a", id: "EV_1" });
   await send(withId);
   await send(withId);
+  strictEqual(delivered.length, 1, "an exact redelivery is ignored");
+  // Other senders reuse one id for different events: each distinct body is processed.
+  await send(eventBody("participant_left", { room: "r", identity: "a", id: "EV_1", reason: 1 }));
+  await send(eventBody("participant_joined", { room: "r", identity: "b", id: "EV_1" }));
+  strictEqual(delivered.length, 3, "distinct events that reuse an id are all processed");
   const noId = eventBody("participant_joined", { room: "r", identity: "a" });
   await send(noId);
   await send(noId);
-  strictEqual(delivered.length, 3);
+  strictEqual(delivered.length, 5, "events without id are never de-duplicated");
 });
 
 Deno.test("webhook: events without room or participant are ignored with 200", async () => {
@@ -335,17 +340,18 @@ Deno.test("webhook events: snake_case names are accepted", () => {
   strictEqual(signalForEvent(e), "ParticipantMaybeGone");
 });
 
-Deno.test("webhook events: the ID cache expires after 10 minutes and holds at most N IDs", () => {
+Deno.test("webhook events: the redelivery cache expires after 10 minutes and holds at most N pairs", () => {
   const cache = new EventIdCache({ capacity: 3 });
-  cache.add("a", 0);
-  strictEqual(cache.has("a", 599_999), true);
-  strictEqual(cache.has("a", 600_000), false);
-  cache.add("b", 1);
-  cache.add("c", 2);
-  cache.add("d", 3);
+  cache.add("a", "d1", 0);
+  strictEqual(cache.has("a", "d1", 599_999), true);
+  strictEqual(cache.has("a", "d2", 1), false, "same id, other body");
+  strictEqual(cache.has("a", "d1", 600_000), false);
+  cache.add("b", "d", 1);
+  cache.add("c", "d", 2);
+  cache.add("d", "d", 3);
   strictEqual(cache.size, 3);
-  strictEqual(cache.has("a", 4), false);
-  strictEqual(cache.has("b", 4), true);
-  cache.add("e", 700_000);
+  strictEqual(cache.has("a", "d1", 4), false);
+  strictEqual(cache.has("b", "d", 4), true);
+  cache.add("e", "d", 700_000);
   strictEqual(cache.size, 1);
 });
