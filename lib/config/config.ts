@@ -19,6 +19,7 @@ import {
 } from "./parse.ts";
 import { missingKeyLines, resolveKeys } from "./keys.ts";
 import { type AppServiceConfig, parseAppService, type YamlParser } from "./app_service.ts";
+import { parseReplicaSettings, type ReplicaConfig } from "./replicas.ts";
 import {
   errorText,
   maskRedisUrl,
@@ -32,6 +33,7 @@ import {
 export { errorText, maskRedisUrl, redisUrlProblem } from "./settings.ts";
 export { CONFIG_VARIABLES, envWithFlags } from "./variables.ts";
 export type { AppServiceConfig } from "./app_service.ts";
+export type { RedisSentinelSettings, ReplicaSettings } from "./replicas.ts";
 
 /** Exact value that enables `LIVEKIT_INSECURE_SKIP_VERIFY_TLS` (D11). */
 export const SKIP_VERIFY_VALUE = "YES_I_KNOW_WHAT_I_AM_DOING";
@@ -71,6 +73,12 @@ export interface Config {
   csApiOverrides: ReadonlyMap<string, string>;
   federationOverrides: ReadonlyMap<string, string>;
   redisUrl: Secret<"redis_url"> | undefined;
+  /** `LIVEKIT_REDIS_PASSWORD`: replaces the password of the Redis URL (replicas.md R8). */
+  redisPassword: ReplicaConfig["redisPassword"];
+  /** `LIVEKIT_REDIS_SENTINELS` + `LIVEKIT_REDIS_SENTINEL_MASTER` (replicas.md R8). */
+  redisSentinel: ReplicaConfig["redisSentinel"];
+  /** Replica mode (`LIVEKIT_REPLICAS=true`, replicas.md §2); undefined = single instance. */
+  replica: ReplicaConfig["replica"];
   jwtValiditySeconds: number;
   restrictedSubscribeOnly: boolean;
   maxJobsPerUser: number;
@@ -214,8 +222,14 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
   // Redis (delegation.md §10.3).
   const rawRedis = get("LIVEKIT_REDIS_URL");
   let redisUrl: Secret<"redis_url"> | undefined;
+  // Replica and Sentinel settings are section-5 rows: their problems are listed after the others.
+  const replicaProblems: string[] = [];
+  const replicas = parseReplicaSettings(env, { redisUrl: rawRedis, problems: replicaProblems });
   if (rawRedis === "") {
-    notes.push({ level: "warn", message: "LIVEKIT_REDIS_URL not set. Using in-memory store." });
+    // With Sentinel alone: database 0, no TLS, password from LIVEKIT_REDIS_PASSWORD.
+    if (!replicas.redisSentinel) {
+      notes.push({ level: "warn", message: "LIVEKIT_REDIS_URL not set. Using in-memory store." });
+    }
   } else {
     const cause = redisUrlProblem(rawRedis);
     if (cause) {
@@ -331,6 +345,7 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
   // App-service mode (app-service.md §2).
   const appService = parseAppService(sources, problems, notes);
 
+  problems.push(...replicaProblems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const config: Config = {
@@ -347,6 +362,7 @@ export function loadConfig(sources: ConfigSources): { config: Config; notes: Con
     csApiOverrides: cs.ok ? cs.value : new Map(),
     federationOverrides: fed.ok ? fed.value : new Map(),
     redisUrl,
+    ...replicas,
     jwtValiditySeconds,
     restrictedSubscribeOnly,
     maxJobsPerUser,

@@ -33,6 +33,7 @@ import { type Cidr, parseCidr, parseIp } from "../net/ip.ts";
 import { denoNetEntry, denyNetEntries } from "./net_ranges.ts";
 import { CONFIG_VARIABLES, SKIP_VERIFY_VALUE } from "./config.ts";
 import { parseBind, parseOverrides, parsePort, splitList } from "./parse.ts";
+import { parseSentinelNodes } from "./replicas.ts";
 
 /** Variables read by libraries at run time (protobuf int64 support, node-redis debugging). */
 export const LIBRARY_VARIABLES: readonly string[] = [
@@ -177,6 +178,13 @@ export function collectDestinations(env: PermissionInputs["env"]): Destination[]
   if (/^rediss?:/i.test(redisRaw)) {
     const redis = urlTarget(redisRaw);
     if (redis) out.push({ source: "LIVEKIT_REDIS_URL", ...redis });
+  }
+  for (const node of parseSentinelNodes(lookup(env, "LIVEKIT_REDIS_SENTINELS"))) {
+    out.push({
+      source: "LIVEKIT_REDIS_SENTINELS",
+      host: normaliseHost(node.host),
+      port: node.port,
+    });
   }
   let fullAccess = "LIVEKIT_FULL_ACCESS_HOMESERVERS";
   if (lookup(env, fullAccess) === "") fullAccess = "LIVEKIT_LOCAL_HOMESERVERS";
@@ -350,6 +358,17 @@ export function permissionFlags(inputs: PermissionInputs): PermissionPlan {
   flags.push(...fileFlags(inputs, notes));
   if (inputs.offline) return { flags, notes, unresolved };
   const destinations = [...collectDestinations(inputs.env), ...(inputs.extraDestinations ?? [])];
+  if (
+    lookup(inputs.env, "LIVEKIT_REDIS_SENTINELS").trim() !== "" &&
+    lookup(inputs.env, "LIVEKIT_OUTBOUND_ALLOW").trim() === ""
+  ) {
+    // The master and replicas are learned from the Sentinels at run time (and move on
+    // failover), so only the Sentinels themselves can be granted here.
+    notes.push(
+      "LIVEKIT_REDIS_SENTINELS: the Redis nodes the Sentinels announce are not known in advance; " +
+        "list their addresses or network in LIVEKIT_OUTBOUND_ALLOW",
+    );
+  }
   if (inputs.strict) {
     flags.push(`--allow-net=${strictAllowList(inputs, destinations, notes).join(",")}`);
   } else {

@@ -300,3 +300,25 @@ Deno.test("parseResolvConf() returns the name server addresses", () => {
     "nameserver bogus\noptions edns0\n";
   assert.deepEqual(parseResolvConf(text), ["127.0.0.53", "fe80::1"]);
 });
+
+Deno.test("permissions: Sentinel addresses are destinations; announced nodes need LIVEKIT_OUTBOUND_ALLOW", () => {
+  const env = (vars: Record<string, string>) => (name: string) => vars[name];
+  const vars = {
+    LIVEKIT_URL: "wss://sfu.example.com",
+    LIVEKIT_REDIS_SENTINELS: "10.1.2.3:26379,[fd00::9]:26380",
+    LIVEKIT_REDIS_SENTINEL_MASTER: "mymaster",
+  };
+  const dests = collectDestinations(env(vars));
+  assert.ok(dests.some((d) => d.host === "10.1.2.3" && d.port === 26379));
+  assert.ok(dests.some((d) => d.host === "fd00::9" && d.port === 26380));
+  const plan = permissionFlags({ env: env(vars) });
+  const deny = plan.flags.find((f) => f.startsWith("--deny-net="))!.slice("--deny-net=".length);
+  const sentinel = parseIp("10.1.2.3")!.value;
+  for (const entry of deny.split(",")) {
+    const cidr = parseCidr(entry);
+    if (cidr) assert.ok(!cidrContains(cidr, sentinel), `${entry} denies the Sentinel`);
+  }
+  assert.ok(plan.notes.some((n) => n.includes("LIVEKIT_OUTBOUND_ALLOW")));
+  const allowed = permissionFlags({ env: env({ ...vars, LIVEKIT_OUTBOUND_ALLOW: "10.0.0.0/8" }) });
+  assert.ok(!allowed.notes.some((n) => n.includes("LIVEKIT_REDIS_SENTINELS")));
+});
