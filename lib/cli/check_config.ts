@@ -135,9 +135,11 @@ function networkChecks(
     discoveryFailure: failures.failure,
   };
   for (const name of names) checks.push(...homeserverChecks(deps, name));
-  if (config.redisUrl) {
+  if (config.redisUrl || config.redisSentinel) {
     checks.push(redisCheck({
-      url: config.redisUrl.reveal(),
+      url: config.redisUrl,
+      password: config.redisPassword,
+      sentinel: config.redisSentinel,
       clock,
       caCerts: config.extraCaCerts,
       skipVerifyTls: config.skipVerifyTls,

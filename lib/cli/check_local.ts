@@ -12,7 +12,9 @@ import type { Clock } from "../clock.ts";
 import type { BindAddress } from "../config/parse.ts";
 import { silentLogger } from "../log.ts";
 import { RedisBackend } from "../store/redis.ts";
-import { parseRedisUrl, type RedisTarget } from "../config/redis_url.ts";
+import { type RedisEndpoint, redisEndpoint } from "../config/redis_url.ts";
+import type { RedisSentinelSettings } from "../config/replicas.ts";
+import type { Secret } from "../ids.ts";
 import { type Check, type CheckResult, errorMessage, fail, pass } from "./check_result.ts";
 import { explainPermissionError } from "./permissions_report.ts";
 import { localUrl } from "./healthcheck.ts";
@@ -44,7 +46,11 @@ async function waitConnected(
 /** Options of {@linkcode redisCheck}. */
 export interface RedisCheckOptions {
   /** `LIVEKIT_REDIS_URL` (revealed only to connect; never printed). */
-  url: string;
+  url: Secret<"redis_url"> | undefined;
+  /** `LIVEKIT_REDIS_PASSWORD`. */
+  password?: Secret<"redis_password">;
+  /** `LIVEKIT_REDIS_SENTINELS` + `LIVEKIT_REDIS_SENTINEL_MASTER`. */
+  sentinel?: RedisSentinelSettings;
   clock: Clock;
   caCerts: readonly string[];
   skipVerifyTls: boolean;
@@ -69,11 +75,16 @@ function redisFix(cause: string, display: string): string {
     "or correct LIVEKIT_REDIS_URL";
 }
 
-/** The Redis check (only when `LIVEKIT_REDIS_URL` is set). */
+/** The Redis check (only when `LIVEKIT_REDIS_URL` or `LIVEKIT_REDIS_SENTINELS` is set). */
 export function redisCheck(options: RedisCheckOptions): Check {
-  let target: RedisTarget;
+  let endpoint: RedisEndpoint | undefined;
   try {
-    target = parseRedisUrl(options.url);
+    endpoint = redisEndpoint({
+      redisUrl: options.url,
+      redisPassword: options.password,
+      redisSentinel: options.sentinel,
+    });
+    if (!endpoint) throw new TypeError("not set");
   } catch (err) {
     // The configuration accepted it, but the connection code cannot use it.
     const result = fail(
@@ -84,6 +95,7 @@ export function redisCheck(options: RedisCheckOptions): Check {
     );
     return { what: "Redis", timeoutFix: "", run: () => Promise.resolve(result) };
   }
+  const target = endpoint;
   const what = `Redis ${target.display}`;
   return {
     what,

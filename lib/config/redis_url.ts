@@ -6,6 +6,8 @@
  *
  * @module
  */
+import type { Secret } from "../ids.ts";
+import type { RedisSentinelSettings } from "./replicas.ts";
 
 /** Where and how to connect. */
 export interface RedisTarget {
@@ -89,4 +91,50 @@ function parseDb(text: string): number {
     throw new TypeError(`invalid database number "${text}"`);
   }
   return Number(text);
+}
+
+/** Where Redis is: a server, or a master behind Sentinels. */
+export interface RedisEndpoint {
+  /** Credentials, database and transport (host and port unused with Sentinel). */
+  target: RedisTarget;
+  sentinel?: RedisSentinelSettings;
+  /** Safe to log: `host:port`, the socket path, or `sentinel <master> via host:port,…`. */
+  display: string;
+}
+
+/**
+ * The endpoint of the configuration, or undefined without Redis. `LIVEKIT_REDIS_PASSWORD`
+ * replaces the URL's password; with Sentinel the URL (if any) only gives credentials, database
+ * and TLS.
+ *
+ * @throws {TypeError} for a URL the configuration loader should already have refused.
+ */
+export function redisEndpoint(config: {
+  redisUrl: Secret<"redis_url"> | undefined;
+  redisPassword?: Secret<"redis_password"> | undefined;
+  redisSentinel?: RedisSentinelSettings | undefined;
+}): RedisEndpoint | undefined {
+  if (!config.redisUrl && !config.redisSentinel) return undefined;
+  const parsed = config.redisUrl ? parseRedisUrl(config.redisUrl.reveal()) : {
+    transport: "tcp" as const,
+    host: "",
+    port: 0,
+    path: "",
+    username: undefined,
+    password: undefined,
+    database: 0,
+    ignoredParams: [],
+    display: "",
+  };
+  const target: RedisTarget = config.redisPassword
+    ? { ...parsed, password: config.redisPassword.reveal() }
+    : parsed;
+  const sentinel = config.redisSentinel;
+  const display = sentinel
+    ? `sentinel ${sentinel.master} via ${
+      sentinel.nodes.map((n) => `${n.host.includes(":") ? `[${n.host}]` : n.host}:${n.port}`)
+        .join(",")
+    }`
+    : target.display;
+  return { target, sentinel, display };
 }

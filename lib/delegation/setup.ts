@@ -18,7 +18,7 @@ import { explainPermissionError } from "../permission_errors.ts";
 import type { HashBackend } from "../store/backend.ts";
 import { JobStore } from "../store/job_store.ts";
 import type { RedisBackend } from "../store/redis.ts";
-import { parseRedisUrl } from "../config/redis_url.ts";
+import { redisEndpoint } from "../config/redis_url.ts";
 import { planRestore } from "../store/restore.ts";
 import { JobManager } from "./manager.ts";
 import type {
@@ -67,14 +67,14 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
   let restoreDone = false;
   let restoring: Promise<void> | undefined;
 
-  if (!backend && config.redisUrl) {
-    const target = parseRedisUrl(config.redisUrl.reveal());
-    for (const name of target.ignoredParams) {
+  const endpoint = options.backend ? undefined : redisEndpoint(config);
+  if (!backend && endpoint) {
+    for (const name of endpoint.target.ignoredParams) {
       log.warn("Ignoring unknown LIVEKIT_REDIS_URL query parameter", { parameter: name });
     }
     // Loaded only when configured: the Redis client adds about 10 MiB to the idle footprint.
     const { RedisBackend } = await import("../store/redis.ts");
-    redis = new RedisBackend(target, {
+    redis = new RedisBackend(endpoint, {
       clock,
       log: storeLog,
       caCerts: config.extraCaCerts,
