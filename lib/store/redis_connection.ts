@@ -98,7 +98,7 @@ export class RedisTimeoutError extends Error {
 const reconnectStrategy = (retries: number) =>
   Math.min(RECONNECT_FIRST_MS * 2 ** Math.min(retries, 10), RECONNECT_MAX_MS);
 
-function tlsOptions(target: RedisTarget, options: RedisConnectionOptions, host?: string) {
+function tlsOptions(options: RedisConnectionOptions, host?: string) {
   return {
     tls: true as const,
     // SNI carries names only; for an IP literal the certificate is checked against the IP.
@@ -116,7 +116,7 @@ function directClient(target: RedisTarget, options: RedisConnectionOptions): Com
     ? {
       host: target.host,
       port: target.port,
-      ...tlsOptions(target, options, target.host),
+      ...tlsOptions(options, target.host),
       ...common,
     }
     : { host: target.host, port: target.port, ...common };
@@ -137,7 +137,7 @@ function sentinelClient(
   sentinel: RedisSentinelSettings,
   options: RedisConnectionOptions,
 ): Commander {
-  const tls = target.transport === "tls" ? tlsOptions(target, options) : {};
+  const tls = target.transport === "tls" ? tlsOptions(options) : {};
   const client = createSentinel({
     name: sentinel.master,
     sentinelRootNodes: sentinel.nodes.map((n) => ({ host: n.host, port: n.port })),
