@@ -199,11 +199,18 @@ export async function startService(
     RestrictedSubscribeOnly: config.restrictedSubscribeOnly,
     MaxJobsPerUser: config.maxJobsPerUser,
     MaxJobs: config.maxJobs,
-    Redis: config.redisUrl ? "configured" : "in-memory",
+    Redis: config.redisSentinel
+      ? `sentinel master ${config.redisSentinel.master}`
+      : config.redisUrl
+      ? "configured"
+      : "in-memory",
     AppService: config.appService
       ? `${config.appService.serverName} (tokens from ${config.appService.source})`
       : "off",
     CanUpdateOwnMetadata: config.appService ? config.appService.canUpdateOwnMetadata : undefined,
+    Replica: config.replica
+      ? `${delegation.status().replica?.id} (TTL ${config.replica.ttlMs} ms)`
+      : "off (single instance)",
     permissions: options.permissions,
   });
   const server = startServer({ bind: options.deploy ? undefined : config.bind, handler, log });

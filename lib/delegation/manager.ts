@@ -22,7 +22,7 @@ import {
   MAX_DELAY_TIMEOUT_MS,
   msToNs,
 } from "../store/codec.ts";
-import type { JobStore, WriteResult } from "../store/job_store.ts";
+import type { WriteResult } from "../store/job_store.ts";
 import type { RestorePlan } from "../store/restore.ts";
 import { DelayedEventClient } from "./homeserver.ts";
 import type { DelegationWatch } from "./watch.ts";
@@ -38,6 +38,23 @@ export const SHUTDOWN_CALLS_MS = 5_000;
 /** How long shutdown waits for pending store writes (delegation.md §12). */
 export const SHUTDOWN_FLUSH_MS = 2_000;
 
+/** Why a job is written: its registration, a successful restart, or a restore correction. */
+export type WriteCause = "add" | "restart" | "restore";
+
+/**
+ * Where the manager writes jobs: the ordered, retried {@linkcode import("../store/job_store.ts").JobStore}
+ * of the jobs hash, or, with several replicas, the replica store that also records ownership
+ * (replicas.md §3). The cause lets the replica store tell a registration (takes ownership)
+ * from a restart (only while still the owner).
+ */
+export interface JobWrites {
+  readonly persistent: boolean;
+  put(field: string, value: string, cause: WriteCause): Promise<WriteResult>;
+  delete(field: string): Promise<WriteResult>;
+  isPending(field: string): boolean;
+  flush(timeoutMs: number): Promise<boolean>;
+}
+
 /** Options of {@linkcode JobManager}. */
 export interface JobManagerOptions {
   clock: Clock;
@@ -45,7 +62,7 @@ export interface JobManagerOptions {
   outbound: Outbound;
   csApi: CsApiResolver;
   lookup: ParticipantLookup;
-  store: JobStore;
+  store: JobWrites;
   maxJobs: number;
   maxJobsPerUser: number;
   sanityIntervalMs: number;
@@ -149,7 +166,7 @@ export class JobManager {
     }
     const job = this.#create({ ...req, delayTimeoutNs: msToNs(T) }, { field });
     const value = this.#value(job, formatRfc3339(clock.now()));
-    const written = store.put(field, value);
+    const written = store.put(field, value, "add");
     job.start();
     let timer: Timer | undefined;
     const result = await Promise.race([
@@ -164,33 +181,97 @@ export class JobManager {
     }
   }
 
-  /** Hands a webhook signal to the job of exactly this key; no job → dropped (DEBUG). */
-  deliver(room: string, identity: string, signal: JobSignal): void {
+  /**
+   * Hands a webhook signal to the job of exactly this key.
+   *
+   * @returns false when no job of this process has the key (single instance: dropped, DEBUG;
+   * with several replicas the caller forwards it to the replica that owns the job).
+   */
+  deliver(room: string, identity: string, signal: JobSignal): boolean {
     const job = this.#jobs.get(encodeField(room, identity));
     if (!job) {
       this.#opts.log.debug("No delegation job for webhook event", { room, identity, signal });
-      return;
+      return false;
     }
     job.signal(signal);
+    return true;
+  }
+
+  /**
+   * Hands a signal to the job of a Redis field (signals forwarded by other replicas,
+   * replicas.md §3). A `replayed` signal was meant for a replica that died: its job is recreated
+   * here waiting for its participant, having lost its state, so a leave (intentional or
+   * aborted) means "the participant is gone" and ends the wait with a send, as it would have on
+   * the dead replica.
+   *
+   * @returns whether a job had the field.
+   */
+  deliverField(field: string, signal: JobSignal, options: { replayed?: boolean } = {}): boolean {
+    const job = this.#jobs.get(field);
+    if (!job) {
+      this.#opts.log.debug("No delegation job for forwarded signal", { field, signal });
+      return false;
+    }
+    const gone = signal === "ParticipantDisconnectedIntentionally" ||
+      signal === "ParticipantConnectionAborted";
+    if (options.replayed && gone && job.state === "WaitingForInitialConnect") {
+      job.signal("WaitingStateTimedOut");
+    } else job.signal(signal);
+    return true;
+  }
+
+  /**
+   * Stops the job of a field without sending and without touching Redis, because another
+   * replica drives it now (replaced there, or taken over while this one could not reach Redis).
+   *
+   * @returns whether a job had the field.
+   */
+  drop(field: string, reason: string): boolean {
+    const job = this.#jobs.get(field);
+    if (!job) return false;
+    this.#remove(job);
+    this.#jobLog(job).info("Delegation job handed to another replica; stopping it here", {
+      reason,
+    });
+    job.signal("JobReplaced");
+    return true;
+  }
+
+  /** Fields of the live jobs of this process. */
+  fields(): string[] {
+    return [...this.#jobs.keys()];
   }
 
   /**
    * Applies a restore plan (delegation.md §10.4): store corrections first, then the jobs.
-   * Keys that became live meanwhile are skipped (a live job wins).
+   * Keys that became live meanwhile are skipped (a live job wins), unless `replace` is set: jobs
+   * taken over from a replica that died (replicas.md §3) win over a stale local job of the key.
+   * `what` is the INFO line that reports the counts.
    *
-   * @returns the number of jobs recreated and the first attempts of the store corrections.
+   * @returns the number of jobs recreated, their fields and the first attempts of the store
+   * corrections.
    */
-  applyRestore(plan: RestorePlan): { restored: number; writes: Promise<WriteResult[]> } {
+  applyRestore(
+    plan: RestorePlan,
+    options: { replace?: boolean; what?: string } = {},
+  ): { restored: number; fields: string[]; writes: Promise<WriteResult[]> } {
     const { store, clock, log } = this.#opts;
     const writes: Promise<WriteResult>[] = [];
-    for (const { field, value } of plan.puts) writes.push(store.put(field, value));
+    const fields: string[] = [];
+    for (const { field, value } of plan.puts) writes.push(store.put(field, value, "restore"));
     for (const field of plan.deletes) writes.push(store.delete(field));
     for (const { field, reason } of plan.invalid) {
       log.warn("Skipping unreadable stored delegation job", { field, reason });
     }
     let restored = 0;
     for (const entry of plan.jobs) {
-      if (this.#shuttingDown || this.#jobs.has(entry.field)) continue;
+      if (this.#shuttingDown) continue;
+      const live = this.#jobs.get(entry.field);
+      if (live && !options.replace) continue;
+      if (live) {
+        this.#remove(live);
+        live.signal("JobReplaced");
+      }
       const s = entry.job;
       const params: JobParams = {
         serverName: toServerName(s.serverName),
@@ -209,9 +290,10 @@ export class JobManager {
       });
       this.#jobLog(job).debug("Restored delegation job", { remaining_ms: entry.remainingMs });
       job.start();
+      fields.push(entry.field);
       restored++;
     }
-    log.info("Restored delegation jobs", {
+    log.info(options.what ?? "Restored delegation jobs", {
       restored,
       purged: plan.deletes.length,
       moved: plan.puts.length,
@@ -219,7 +301,7 @@ export class JobManager {
       kept_live: plan.live.length,
       at: formatRfc3339(clock.now()),
     });
-    return { restored, writes: Promise.all(writes) };
+    return { restored, fields, writes: Promise.all(writes) };
   }
 
   /**
@@ -283,7 +365,7 @@ export class JobManager {
   #onRestarted(job: Job, atMs: number): void {
     const { store } = this.#opts;
     if (!store.persistent || this.#jobs.get(job.field) !== job || this.#shuttingDown) return;
-    void this.#opts.store.put(job.field, this.#value(job, formatRfc3339(atMs)));
+    void this.#opts.store.put(job.field, this.#value(job, formatRfc3339(atMs)), "restart");
   }
 
   #value(job: Job, restartedAt: string): string {

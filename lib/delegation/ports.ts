@@ -38,6 +38,8 @@ export interface DelegationStatus {
   byState: Record<string, number>;
   redis: "disabled" | "connected" | "unavailable";
   restoreDone: boolean;
+  /** Replica mode only (replicas.md R9): id, whether the lease is held, live replicas. */
+  replica?: { id: string; lease: boolean; peers: number };
 }
 
 /** What the HTTP handlers and `main.ts` call. */

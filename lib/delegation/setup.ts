@@ -9,6 +9,10 @@
  * and return anyway; the client keeps reconnecting (1 s doubling to 30 s) and the restore runs
  * as soon as Redis answers, merged with the jobs created meanwhile.
  *
+ * With `LIVEKIT_REPLICAS=true` (replicas.md) the jobs are written through replica mode
+ * (`lib/replica/`), which also records ownership, and the restore is replica mode's: this
+ * replica's own jobs once its lease is held (bounded by TTL + 10 s at start-up).
+ *
  * @module
  */
 import type { Clock, Timer } from "../clock.ts";
@@ -20,7 +24,9 @@ import { JobStore } from "../store/job_store.ts";
 import type { RedisBackend } from "../store/redis.ts";
 import { redisEndpoint } from "../config/redis_url.ts";
 import { planRestore } from "../store/restore.ts";
-import { JobManager } from "./manager.ts";
+import { JobManager, type JobWrites } from "./manager.ts";
+import { encodeField } from "../store/codec.ts";
+import type { ReplicaCoordinator, ReplicaMode } from "../replica/setup.ts";
 import type {
   CsApiResolver,
   Delegation,
@@ -66,6 +72,8 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
   let backend = options.backend;
   let restoreDone = false;
   let restoring: Promise<void> | undefined;
+  let replicaMode: ReplicaMode | undefined;
+  let coordinator: ReplicaCoordinator | undefined;
 
   const endpoint = options.backend ? undefined : redisEndpoint(config);
   if (!backend && endpoint) {
@@ -80,11 +88,23 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
       caCerts: config.extraCaCerts,
       skipVerifyTls: config.skipVerifyTls,
       onReady: () => {
-        store.retryNow();
-        if (!restoreDone) void runRestore();
+        writes.retryNow();
+        if (coordinator) coordinator.redisReady();
+        else if (!restoreDone) void runRestore();
       },
     });
     backend = redis;
+    if (config.replica) {
+      const { createReplicaMode } = await import("../replica/setup.ts");
+      replicaMode = createReplicaMode({
+        settings: config.replica,
+        connection: redis.connection,
+        clock,
+        log: log.child({ component: "replica" }),
+        metrics: options.metrics,
+        onError: (op) => watch.storeError(op),
+      });
+    }
   }
   const watch: DelegationWatch = new DelegationWatch({
     clock,
@@ -92,19 +112,20 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     metrics: options.metrics,
     jobCount: (): number => manager.size,
   });
-  const store = new JobStore({
-    backend,
-    clock,
-    log: storeLog,
-    onError: (op) => watch.storeError(op),
-  });
+  const writes: JobWrites & { retryNow(): void; close(): Promise<void> } = replicaMode?.writes ??
+    new JobStore({
+      backend,
+      clock,
+      log: storeLog,
+      onError: (op) => watch.storeError(op),
+    });
   const manager = new JobManager({
     clock,
     log: log.child({ component: "delegation" }),
     outbound: options.outbound,
     csApi: options.csApi,
     lookup: options.lookup,
-    store,
+    store: writes,
     maxJobs: config.maxJobs,
     maxJobsPerUser: config.maxJobsPerUser,
     sanityIntervalMs: config.sanityCheckIntervalMs,
@@ -115,7 +136,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
 
   function runRestore(): Promise<void> {
     restoring ??= (async () => {
-      const hash = store.backend;
+      const hash = backend;
       if (!hash) return;
       let timer: Timer | undefined;
       const deadline = new Promise<"timeout">((resolve) => {
@@ -158,8 +179,15 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
         cause = err;
       }
     } else cause = redis.lastError ?? new Error("no answer within 5 s");
-    if (up) await runRestore();
-    else {
+    if (replicaMode) {
+      coordinator = replicaMode.attach(manager);
+      coordinator.start();
+      const ttl = config.replica?.ttlMs ?? 0;
+      if (up && !(await coordinator.whenRestored(ttl + RESTORE_TIMEOUT_MS))) {
+        log.error("Replica lease not taken or jobs not restored in time; continuing, not ready");
+      }
+    } else if (up) await runRestore();
+    if (!up) {
       log.error(
         `Could not connect Redis store: store: Redis ping failed: ${errorMessage(cause)}`,
       );
@@ -177,7 +205,10 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
     clock,
     log: log.child({ component: "webhook" }),
     shuttingDown: () => manager.shuttingDown,
-    deliver: (room, identity, signal) => manager.deliver(room, identity, signal),
+    deliver: (room, identity, signal) => {
+      if (manager.deliver(room, identity, signal) || !coordinator) return;
+      return coordinator.forward(encodeField(room, identity), signal);
+    },
     watch,
   });
   watch.start();
@@ -190,6 +221,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
       stopping ??= (async () => {
         watch.stop();
         const live = await manager.shutdown();
+        await coordinator?.stop();
         if (restoring) {
           let timer: Timer | undefined;
           await Promise.race([
@@ -205,7 +237,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
             jobs: live,
           });
         }
-        await store.close();
+        await writes.close();
       })();
       return stopping;
     },
@@ -214,7 +246,8 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
         jobs: manager.size,
         byState: manager.byState(),
         redis: !backend ? "disabled" : redis && !redis.ready ? "unavailable" : "connected",
-        restoreDone,
+        restoreDone: coordinator ? coordinator.restored : restoreDone,
+        ...(coordinator ? { replica: coordinator.status() } : {}),
       };
     },
   };

@@ -1,7 +1,8 @@
 /**
  * `GET /readyz`: readiness, as opposed to `/healthz` liveness (http-api.md §12). Ready means the
- * LiveKit API answered recently with our credentials, Redis (if configured) answers, and job
- * restore is done; otherwise `503` with a JSON body naming what is not ready.
+ * LiveKit API answered recently with our credentials, Redis (if configured) answers, job
+ * restore is done and, with several replicas, this replica holds its lease (replicas.md R9);
+ * otherwise `503` with a JSON body naming what is not ready.
  *
  * @module
  */
@@ -22,7 +23,11 @@ export interface ReadinessSources {
     lastAccepted(): number | undefined;
     getParticipant(room: LiveKitRoomAlias, identity: LiveKitIdentity): Promise<unknown>;
   };
-  delegation: () => { redis: "disabled" | "connected" | "unavailable"; restoreDone: boolean };
+  delegation: () => {
+    redis: "disabled" | "connected" | "unavailable";
+    restoreDone: boolean;
+    replica?: { lease: boolean };
+  };
 }
 
 /** Builds the `/readyz` handler. */
@@ -60,6 +65,7 @@ export function createReadiness(sources: ReadinessSources): (req: Request) => Pr
         : "ok",
       restore: d.restoreDone ? "ok" : "job restore not finished",
     };
+    if (d.replica) checks.replica = d.replica.lease ? "ok" : "no replica lease";
     const notReady = Object.entries(checks)
       .filter(([, v]) => v !== "ok" && v !== "disabled")
       .map(([k]) => k);

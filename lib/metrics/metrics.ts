@@ -180,6 +180,63 @@ export class ServiceMetrics {
       "lk_jwt_appservice_transactions_total",
       "Homeserver transactions by result (processed, duplicate) and the events they carried.",
       ["result"] as const,
+      ),
+    );
+  readonly replicaInfo = this.registry.register(
+    new Gauge(
+      "lk_jwt_replica_info",
+      "Replica mode: this replica's id (always 1).",
+      [
+        "replica_id",
+      ] as const,
+    ),
+  );
+  readonly replicaLease = this.registry.register(
+    new Gauge("lk_jwt_replica_lease_held", "Replica mode: 1 while the liveness lease is held.", []),
+  );
+  readonly replicaRenewals = this.registry.register(
+    new Counter(
+      "lk_jwt_replica_lease_renewals_total",
+      "Replica mode: lease renewals by outcome (ok, reasserted, failed, conflict).",
+      ["outcome"] as const,
+    ),
+  );
+  readonly replicaJobsOwned = this.registry.register(
+    new Gauge("lk_jwt_replica_jobs_owned", "Replica mode: jobs this replica drives.", []),
+  );
+  readonly replicaTakenOver = this.registry.register(
+    new Counter(
+      "lk_jwt_replica_jobs_taken_over_total",
+      "Replica mode: jobs taken over from replicas whose lease expired.",
+      [],
+    ),
+  );
+  readonly replicaPeers = this.registry.register(
+    new Gauge(
+      "lk_jwt_replica_peers",
+      "Replica mode: replicas with a live lease, this one included.",
+      [],
+    ),
+  );
+  readonly replicaForwarded = this.registry.register(
+    new Counter(
+      "lk_jwt_replica_signals_forwarded_total",
+      "Replica mode: webhook signals for jobs not driven here, by outcome (appended, no_job, owner_here, failed).",
+      ["outcome"] as const,
+    ),
+  );
+  readonly replicaSignals = this.registry.register(
+    new Counter(
+      "lk_jwt_replica_signals_received_total",
+      "Replica mode: signals read from this replica's stream, by kind (webhook, replaced, replayed).",
+      ["kind"] as const,
+    ),
+  );
+  readonly replicaSignalLatency = this.registry.register(
+    new Histogram(
+      "lk_jwt_replica_signal_latency_seconds",
+      "Replica mode: from a webhook on another replica to its delivery to the job here.",
+      [],
     ),
   );
   readonly buildInfo = this.registry.register(

@@ -6,8 +6,21 @@
  * @module
  */
 
+/**
+ * Where {@linkcode import("./job_store.ts").JobStore} writes: one operation per field at a time;
+ * every call rejects on failure and never hangs past its deadline.
+ */
+export interface WriteBackend<V> {
+  /** Writes `value` for `field`. */
+  set(field: string, value: V): Promise<void>;
+  /** Removes `field`. */
+  delete(field: string): Promise<void>;
+  /** Closes the connection; later calls reject. */
+  close(): Promise<void>;
+}
+
 /** Commands on the jobs hash; every call rejects on failure and never hangs past its deadline. */
-export interface HashBackend {
+export interface HashBackend extends WriteBackend<string> {
   /** `HSET <hash> field value`. */
   set(field: string, value: string): Promise<void>;
   /** `HDEL <hash> field`. */

@@ -15,7 +15,7 @@
  */
 import type { Clock, Timer } from "../clock.ts";
 import { describeError, type Logger } from "../log.ts";
-import type { HashBackend } from "./backend.ts";
+import type { WriteBackend } from "./backend.ts";
 
 /** First background retry of a failed write. */
 export const WRITE_RETRY_FIRST_MS = 1_000;
@@ -27,26 +27,29 @@ const ERROR_LOG_PERIOD_MS = 10_000;
 /** Outcome of the first attempt of a write. */
 export type WriteResult = "stored" | "failed" | "superseded";
 
-interface Op {
+interface Op<V> {
   kind: "set" | "del";
-  value: string;
+  value: V | undefined;
   /** Resolves with the outcome of the first attempt (or supersession before it). */
   settle: ((r: WriteResult) => void) | undefined;
 }
 
-interface Entry {
+interface Entry<V> {
   inFlight: boolean;
-  next: Op | undefined;
+  next: Op<V> | undefined;
   retryTimer: Timer | undefined;
   retryMs: number;
 }
 
-/** The writer in front of a {@linkcode HashBackend}. */
-export class JobStore {
-  readonly #backend: HashBackend | undefined;
+/**
+ * The writer in front of a {@linkcode WriteBackend}: the jobs hash (values are the encoded jobs),
+ * or, with several replicas, the replica store (values are ownership-aware operations).
+ */
+export class JobStore<V = string> {
+  readonly #backend: WriteBackend<V> | undefined;
   readonly #clock: Clock;
   readonly #log: Logger;
-  readonly #entries = new Map<string, Entry>();
+  readonly #entries = new Map<string, Entry<V>>();
   #idleWaiters: (() => void)[] = [];
   #lastErrorLog = -Infinity;
   #suppressed = 0;
@@ -55,7 +58,12 @@ export class JobStore {
   readonly #onError: ((op: string) => void) | undefined;
 
   constructor(
-    options: { backend?: HashBackend; clock: Clock; log: Logger; onError?: (op: string) => void },
+    options: {
+      backend?: WriteBackend<V>;
+      clock: Clock;
+      log: Logger;
+      onError?: (op: string) => void;
+    },
   ) {
     this.#backend = options.backend;
     this.#clock = options.clock;
@@ -69,7 +77,7 @@ export class JobStore {
   }
 
   /** The backend, if jobs are persisted. */
-  get backend(): HashBackend | undefined {
+  get backend(): WriteBackend<V> | undefined {
     return this.#backend;
   }
 
@@ -84,13 +92,13 @@ export class JobStore {
   }
 
   /** `HSET field value`; resolves with the outcome of its first attempt. */
-  put(field: string, value: string): Promise<WriteResult> {
+  put(field: string, value: V): Promise<WriteResult> {
     return this.#enqueue(field, "set", value);
   }
 
   /** `HDEL field`; resolves with the outcome of its first attempt. */
   delete(field: string): Promise<WriteResult> {
-    return this.#enqueue(field, "del", "");
+    return this.#enqueue(field, "del", undefined);
   }
 
   /** Runs every write waiting for a background retry now (Redis answered again). */
@@ -140,7 +148,7 @@ export class JobStore {
     if (this.#backend) await this.#backend.close();
   }
 
-  #enqueue(field: string, kind: Op["kind"], value: string): Promise<WriteResult> {
+  #enqueue(field: string, kind: Op<V>["kind"], value: V | undefined): Promise<WriteResult> {
     if (!this.#backend) return Promise.resolve("stored");
     if (this.#closed) return Promise.resolve("failed");
     return new Promise((resolve) => {
@@ -160,20 +168,20 @@ export class JobStore {
     });
   }
 
-  #run(field: string, entry: Entry): void {
+  #run(field: string, entry: Entry<V>): void {
     const op = entry.next;
     const backend = this.#backend;
     if (!op || !backend || this.#closed) return;
     entry.next = undefined;
     entry.inFlight = true;
-    const command = op.kind === "set" ? backend.set(field, op.value) : backend.delete(field);
+    const command = op.kind === "set" ? backend.set(field, op.value as V) : backend.delete(field);
     command.then(
       () => this.#finished(field, { entry, op, err: undefined }),
       (err: unknown) => this.#finished(field, { entry, op, err: err ?? "failed" }),
     );
   }
 
-  #finished(field: string, done: { entry: Entry; op: Op; err: unknown }): void {
+  #finished(field: string, done: { entry: Entry<V>; op: Op<V>; err: unknown }): void {
     const { entry, op, err } = done;
     entry.inFlight = false;
     op.settle?.(err === undefined ? "stored" : "failed");
@@ -198,7 +206,7 @@ export class JobStore {
     if (this.#entries.size === 0) { for (const w of this.#idleWaiters.splice(0)) w(); }
   }
 
-  #logFailure(field: string, info: { op: Op; err: unknown; retryMs: number }): void {
+  #logFailure(field: string, info: { op: Op<V>; err: unknown; retryMs: number }): void {
     this.#onError?.(info.op.kind === "set" ? "hset" : "hdel");
     const now = this.#clock.monotonic();
     const fields = {
