@@ -89,7 +89,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
       skipVerifyTls: config.skipVerifyTls,
       onReady: () => {
         writes.retryNow();
-        if (coordinator) coordinator.redisReady();
+        if (replicaMode) coordinator?.redisReady();
         else if (!restoreDone) void runRestore();
       },
     });
