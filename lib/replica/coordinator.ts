@@ -405,7 +405,7 @@ export class ReplicaCoordinator {
 
   /** After the lease was lost: stop the jobs another replica drives now. */
   async #reconcile(): Promise<void> {
-    const { id, command, host, writes } = this.#o;
+    const { id, command, host } = this.#o;
     const fields = host.fields();
     for (let i = 0; i < fields.length; i += RECONCILE_BATCH) {
       const chunk = fields.slice(i, i + RECONCILE_BATCH);
@@ -413,12 +413,10 @@ export class ReplicaCoordinator {
       if (!Array.isArray(reply)) continue;
       chunk.forEach((field, k) => {
         const owner = reply[k];
-        if (owner === id) return;
-        if ((owner === null || owner === undefined) && writes.isPending(field)) return;
-        host.drop(
-          field,
-          owner ? `taken over by replica ${String(owner)}` : "finished by another replica",
-        );
+        // No owner: lost with a failed-over master, or finished elsewhere. Keep driving: the
+        // next restart confirmation owns it again, or the homeserver answers 404 and it ends.
+        if (owner === id || owner === null || owner === undefined) return;
+        host.drop(field, `taken over by replica ${String(owner)}`);
       });
     }
   }

@@ -146,8 +146,10 @@ return prev`,
 );
 
 /**
- * Restart results of a batch of jobs: each value is written only where `me` still owns the
- * field. Returns the fields `me` no longer owns.
+ * Restart results of a batch of jobs: each value is written where `me` owns the field; a field
+ * with no owner at all (its entries lost in a Sentinel failover, or finished elsewhere while
+ * this replica could not see it) is owned again, since this replica still drives the job.
+ * Returns the fields another replica owns now.
  * KEYS: jobs, owners. ARGV: me, field, value, field, value, ….
  */
 export const TOUCH = script(
@@ -157,26 +159,35 @@ local fields = {}
 for i = 1, n do fields[i] = ARGV[2 * i] end
 local owners = redis.call('HMGET', KEYS[2], unpack(fields))
 local writes = {}
+local owned = {}
 local lost = {}
 for i = 1, n do
-  if owners[i] == ARGV[1] then
+  local o = owners[i]
+  if o == ARGV[1] or not o then
     writes[#writes + 1] = ARGV[2 * i]
     writes[#writes + 1] = ARGV[2 * i + 1]
+    if not o then
+      owned[#owned + 1] = ARGV[2 * i]
+      owned[#owned + 1] = ARGV[1]
+    end
   else
     lost[#lost + 1] = ARGV[2 * i]
   end
 end
 if #writes > 0 then redis.call('HSET', KEYS[1], unpack(writes)) end
+if #owned > 0 then redis.call('HSET', KEYS[2], unpack(owned)) end
 return lost`,
 );
 
 /**
- * A job is done: its entry and its owner go, but only while `me` owns it. Returns 1 or 0.
+ * A job is done: its entry and its owner go, unless another replica owns it now (then it is
+ * that replica's job). Returns 1 or 0.
  * KEYS: jobs, owners. ARGV: field, me.
  */
 export const RELEASE_JOB = script(
   "release_job",
-  `if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  `local o = redis.call('HGET', KEYS[2], ARGV[1])
+if o == ARGV[2] or not o then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[2], ARGV[1])
   return 1
