@@ -7,7 +7,7 @@
  * what it measured.
  */
 import assert from "node:assert/strict";
-import { decodeValue, JOBS_HASH } from "../../lib/store/codec.ts";
+import { decodeValue, encodeValue, formatRfc3339, JOBS_HASH } from "../../lib/store/codec.ts";
 import { OWNERS_HASH } from "../../lib/replica/keys.ts";
 import { Cluster, type TestJob, until } from "../support/replica_cluster.ts";
 
@@ -354,6 +354,62 @@ Deno.test("replicas: Redis paused for everybody longer than the TTL — every re
       paused_ms: 2 * TTL_MS,
       waited_ms: Math.round(performance.now() - pausedAt),
     });
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("replicas: jobs without an owner (written by a single instance or the reference) are adopted by the first replica", async () => {
+  const c = await Cluster.start({ ttlMs: TTL_MS });
+  try {
+    const job = c.newJob("r1", { present: true });
+    // Written as the reference implementation (or a single instance) writes it: no owner.
+    await c.redis.hset(
+      JOBS_HASH,
+      job.field,
+      encodeValue({
+        delayId: job.delayId,
+        delayTimeoutNs: BigInt(T_MS) * 1_000_000n,
+        serverName: c.server,
+        room: job.room,
+        identity: job.identity,
+        restartedAt: formatRfc3339(Date.now()),
+      }),
+    );
+    await c.startReplica("r1");
+    await c.startReplica("r2");
+    await until("the adopted job is restarted", () => c.calls(job, "restart").length > 0);
+    assert.equal(Cluster.by(c.calls(job, "restart")[0]!), "r1");
+    assert.equal((await owners(c)).get(job.field), "r1");
+  } finally {
+    await c.close();
+  }
+});
+
+Deno.test("replicas: a replica restarted at once with the same id waits for its old lease, then resumes its own jobs", async () => {
+  const c = await Cluster.start({ ttlMs: TTL_MS });
+  try {
+    await c.startReplica("r1");
+    const jobs: TestJob[] = [];
+    for (let i = 0; i < 3; i++) {
+      const job = c.newJob("r1", { present: true });
+      assert.equal(await c.register(job, T_MS), 200);
+      jobs.push(job);
+    }
+    await until("first restarts", () => jobs.every((j) => c.calls(j, "restart").length > 0));
+    const killedAt = await c.kill("r1");
+    await c.startReplica("r1");
+    await until(
+      "every job restarted again by r1",
+      () => jobs.every((j) => c.calls(j, "restart", killedAt).some((x) => Cluster.by(x) === "r1")),
+    );
+    const after = Math.max(...jobs.map((j) => c.calls(j, "restart", killedAt)[0]!.at - killedAt));
+    report("restart with the same id → own jobs resumed (old lease must expire first)", {
+      after_kill_ms: Math.round(after),
+      ttl_ms: TTL_MS,
+    });
+    assert.match(c.replica("r1").svc.logs(), /held by another process|Replica lease taken/);
+    assert.ok(after < T_MS, "before the delayed events expire");
   } finally {
     await c.close();
   }

@@ -51,6 +51,8 @@ export interface ClusterOptions {
   redis?: TestRedis;
   /** Environment replacing `LIVEKIT_REDIS_URL` (e.g. Sentinel settings). */
   redisEnv?: Record<string, string>;
+  /** `false`: single instances (no replica variables at all). Default true. */
+  replicas?: boolean;
 }
 
 /** The running cluster. */
@@ -104,9 +106,11 @@ export class Cluster {
         LIVEKIT_RATE_LIMIT_USER_PER_SECOND: "0",
         LIVEKIT_MAX_JOBS_PER_USER: "10000",
         LIVEKIT_METRICS_BIND: `127.0.0.1:${metricsPort}`,
-        LIVEKIT_REPLICAS: "true",
-        LIVEKIT_REPLICA_ID: id,
-        LIVEKIT_REPLICA_TTL_MS: String(this.options.ttlMs),
+        ...(this.options.replicas === false ? {} : {
+          LIVEKIT_REPLICAS: "true",
+          LIVEKIT_REPLICA_ID: id,
+          LIVEKIT_REPLICA_TTL_MS: String(this.options.ttlMs),
+        }),
         ...redisEnv,
         ...this.options.env,
       },
