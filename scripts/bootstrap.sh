@@ -14,7 +14,7 @@ if [ ! -x "$DENO" ] || ! "$DENO" --version 2>/dev/null | grep -q "^deno 2.9.6 ";
 fi
 
 missing=""
-for pkg in redis-server:redis-server openssl:openssl nginx:nginx-light ip:iproute2 unshare:util-linux curl:curl; do
+for pkg in redis-server:redis-server redis-sentinel:redis-sentinel openssl:openssl nginx:nginx-light ip:iproute2 unshare:util-linux curl:curl; do
   cmd=${pkg%%:*}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing="$missing ${pkg#*:}"
 done
