@@ -56,3 +56,9 @@ export async function setJobEntry(field: string, value: Record<string, unknown>)
 export async function flushRedis(): Promise<void> {
   await redisCli(["FLUSHDB"]);
 }
+
+/** The replica that owns a job field (`lk-jwt:owners`, replicas.md §3), if any. */
+export async function jobOwner(field: string): Promise<string | undefined> {
+  const [owner] = await redisRaw(["HGET", "lk-jwt:owners", field]);
+  return owner === undefined || owner === "" ? undefined : owner;
+}
