@@ -329,7 +329,9 @@ export class ReplicaCoordinator {
     this.#peers = live.length;
     if (sentAt >= this.#graceUntil && !this.#o.host.shuttingDown) {
       for (const p of peers) {
-        if (p.id !== id && p.expiry < now) await this.#takeover.run(p.id, live, this.#periodMs);
+        if (p.id !== id && p.expiry < now) {
+          await this.#takeover.run(p.id, live, this.#periodMs, now - p.expiry);
+        }
       }
     }
     this.#armExpiryCheck(peers, { id, now, sentAt });

@@ -72,7 +72,12 @@ export class Takeover {
    * @param live replicas with a live lease, this one included
    * @param periodMs one scan period: after it, jobs of `dead` nobody claimed are claimed here
    */
-  async run(dead: string, live: readonly string[], periodMs: number): Promise<void> {
+  async run(
+    dead: string,
+    live: readonly string[],
+    periodMs: number,
+    expiredMsAgo = 0,
+  ): Promise<void> {
     const { id, command, clock, log, host } = this.#opts;
     if (this.#running.has(dead) || host.shuttingDown) return;
     this.#running.add(dead);
@@ -97,6 +102,7 @@ export class Takeover {
       if (mine.length === 0) return;
       log.info("Taking over delegation jobs of a replica whose lease expired", {
         replica: dead,
+        expired_ms_ago: expiredMsAgo,
         jobs: mine.length,
         of: fields.length,
         share: all ? "all remaining" : "rendezvous",
