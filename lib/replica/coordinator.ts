@@ -33,25 +33,15 @@ import type { Clock, Timer } from "../clock.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import type { JobSignal } from "../delegation/state_machine.ts";
-import { hashReply } from "../store/redis.ts";
-import { planRestore } from "../store/restore.ts";
-import {
-  JOBS_HASH,
-  leaseKey,
-  OWNERS_HASH,
-  REPLICAS_ZSET,
-  STREAM_MAXLEN,
-  STREAM_PREFIX,
-} from "./keys.ts";
+import { leaseKey, OWNERS_HASH, REPLICAS_ZSET, STREAM_MAXLEN, STREAM_PREFIX } from "./keys.ts";
+import { handleSignal, parsePeers, reconcile, restoreOwnJobs } from "./ownership.ts";
 import { FORWARD, LEASE, type RedisCommand, RELEASE_LEASE, runScript } from "./scripts.ts";
-import { entryTime, REPLACED, type SignalEntry, SignalReader } from "./signals.ts";
+import { entryTime, SignalReader } from "./signals.ts";
 import type { ReplicaWrites } from "./store.ts";
 import { type ReplicaHost, Takeover } from "./takeover.ts";
 
 /** Margin after a peer's lease expiry before the armed check runs. */
 const EXPIRY_MARGIN_MS = 20;
-/** Fields per `HMGET` when checking ownership after the lease was lost. */
-const RECONCILE_BATCH = 1_000;
 
 /** Options of {@linkcode ReplicaCoordinator}. */
 export interface ReplicaCoordinatorOptions {
@@ -112,7 +102,7 @@ export class ReplicaCoordinator {
       log: options.log,
       host: options.host,
       release: (field) => options.writes.delete(field),
-      replay: (entry) => this.#handle(entry, true),
+      replay: (entry) => handleSignal(options, entry, true),
       onTakenOver: (n) => options.metrics?.replicaTakenOver.inc(undefined, n),
     });
     this.#reader = new SignalReader({
@@ -121,7 +111,7 @@ export class ReplicaCoordinator {
       command: options.command,
       clock: options.clock,
       log: options.log,
-      handle: (entry) => this.#handle(entry, entryTime(entry.id) < this.#acquiredAt),
+      handle: (entry) => handleSignal(options, entry, entryTime(entry.id) < this.#acquiredAt),
     });
     const m = options.metrics;
     if (m) {
@@ -243,7 +233,16 @@ export class ReplicaCoordinator {
         });
       }
     }
-    return await reading;
+    // A blocking read returns within its block time; with Redis away it is cut when the
+    // connection closes, so do not wait for it longer than a second here.
+    let timer: Timer | undefined;
+    await Promise.race([
+      reading,
+      new Promise<void>((resolve) => {
+        timer = this.#o.clock.setTimer(1_000, resolve);
+      }),
+    ]);
+    timer?.cancel();
   }
 
   async #tick(): Promise<void> {
@@ -315,10 +314,10 @@ export class ReplicaCoordinator {
         replica: id,
       });
       this.#graceUntil = sentAt + ttlMs;
-      await this.#reconcile();
+      await reconcile(this.#o);
     }
     if (!this.#restored) {
-      await this.#restore(now);
+      await restoreOwnJobs(this.#o, { redisNow: now, takeover: this.#takeover });
       this.#restored = true;
       for (const w of this.#restoredWaiters.splice(0)) w();
       this.#reader.start();
@@ -379,82 +378,4 @@ export class ReplicaCoordinator {
     this.#conflictLogged = true;
     return Math.max(10, Math.min(this.#periodMs, (pttl > 0 ? pttl : 0) + EXPIRY_MARGIN_MS));
   }
-
-  /** Start-up restore of this id's jobs and of jobs without owner. */
-  async #restore(redisNow: number): Promise<void> {
-    const { id, command, clock, log, host } = this.#o;
-    const [jobs, owners] = await Promise.all([
-      command(["HGETALL", JOBS_HASH]).then(hashReply),
-      command(["HGETALL", OWNERS_HASH]).then(hashReply),
-    ]);
-    const mine = new Map<string, string>();
-    const orphans: string[] = [];
-    for (const [field, value] of jobs) {
-      const owner = owners.get(field);
-      if (owner === id) mine.set(field, value);
-      else if (owner === undefined) orphans.push(field);
-    }
-    const plan = planRestore(mine, { nowMs: clock.now(), isLive: (f) => host.isLiveField(f) });
-    host.applyRestore(plan);
-    const adopted = orphans.length > 0 ? await this.#takeover.claimOrphans(orphans) : 0;
-    log.info("Replica started", {
-      replica: id,
-      own_jobs: plan.jobs.length,
-      adopted_without_owner: adopted,
-      redis_time: redisNow,
-    });
-  }
-
-  /** After the lease was lost: stop the jobs another replica drives now. */
-  async #reconcile(): Promise<void> {
-    const { id, command, host } = this.#o;
-    const fields = host.fields();
-    for (let i = 0; i < fields.length; i += RECONCILE_BATCH) {
-      const chunk = fields.slice(i, i + RECONCILE_BATCH);
-      const reply = await command(["HMGET", OWNERS_HASH, ...chunk]);
-      if (!Array.isArray(reply)) continue;
-      chunk.forEach((field, k) => {
-        const owner = reply[k];
-        // No owner: lost with a failed-over master, or finished elsewhere. Keep driving: the
-        // next restart confirmation owns it again, or the homeserver answers 404 and it ends.
-        if (owner === id || owner === null || owner === undefined) return;
-        host.drop(field, `taken over by replica ${String(owner)}`);
-      });
-    }
-  }
-
-  /** One signal from a stream (own, or a dead replica's for jobs claimed here). */
-  async #handle(entry: SignalEntry, replayed: boolean): Promise<void> {
-    const { id, command, clock, host, metrics, log } = this.#o;
-    if (entry.signal === REPLACED) {
-      metrics?.replicaSignals.inc({ kind: "replaced" });
-      let owner: unknown = id;
-      try {
-        owner = await command(["HGET", OWNERS_HASH, entry.field]);
-      } catch (err) {
-        // Keep driving: a later restart confirmation finds out (ownership-checked write).
-        log.debug("Could not check a replaced job's owner", { err: describeError(err) });
-      }
-      if (owner !== id) host.drop(entry.field, `replaced on replica ${String(owner)}`);
-      return;
-    }
-    metrics?.replicaSignals.inc({ kind: replayed ? "replayed" : "webhook" });
-    if (!replayed && entry.sentAtMs !== undefined) {
-      metrics?.replicaSignalLatency.observe(
-        undefined,
-        Math.max(0, clock.now() - entry.sentAtMs) / 1000,
-      );
-    }
-    host.deliverField(entry.field, entry.signal, { replayed });
-  }
-}
-
-/** `ZRANGE … WITHSCORES` as (id, expiry). */
-function parsePeers(raw: unknown): { id: string; expiry: number }[] {
-  const out: { id: string; expiry: number }[] = [];
-  if (!Array.isArray(raw)) return out;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    out.push({ id: String(raw[i]), expiry: Number(raw[i + 1]) });
-  }
-  return out;
 }
