@@ -190,6 +190,7 @@ if (ROLE === "service") {
   const t1 = performance.now();
   const rss1 = await settled();
   const cpuMs = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / 1000;
+  const heap = Deno.memoryUsage();
   const status = delegation.status();
   console.log(JSON.stringify({
     id,
@@ -197,6 +198,7 @@ if (ROLE === "service") {
     connected: status.byState.Connected ?? 0,
     cpuPercent: +(cpuMs / (t1 - t0) * 100).toFixed(1),
     addedRssMiB: +((Math.max(rss0, rss1) - idleRss) / 1024 / 1024).toFixed(1),
+    heapUsedMiB: +(heap.heapUsed / 1024 / 1024).toFixed(1),
   }));
   // Keep driving the jobs until told to stop (SIGTERM) or killed.
   await new Promise<void>((resolve) => Deno.addSignalListener("SIGTERM", () => resolve()));
@@ -303,6 +305,7 @@ interface Row {
   label: string;
   cpu: number[];
   rss: number[];
+  heap: number[];
   redisOps: number | undefined;
   takeoverMs?: number;
   /** Jobs of the killed replica restarted by survivors. */
@@ -356,6 +359,7 @@ async function runRound(mode: "replica" | "single", redisMode: "redis" | "memory
       : `single instance, ${JOBS} jobs, ${redisMode === "redis" ? "Redis" : "no Redis"}`,
     cpu: results.map((r) => r.cpuPercent),
     rss: results.map((r) => r.addedRssMiB),
+    heap: results.map((r) => r.heapUsedMiB),
     redisOps: redis ? Math.round((ops1 - ops0 - 2) / ((w1 - w0) / 1000)) : undefined,
   };
   for (const r of results) {
@@ -439,6 +443,7 @@ const summary = labels.map((label) => {
     label,
     cpuPercentPerProcess: median(rs.flatMap((r) => r.cpu)),
     addedRssMiBPerProcess: median(rs.flatMap((r) => r.rss)),
+    heapUsedMiBPerProcess: median(rs.flatMap((r) => r.heap)),
     redisOpsPerSecond: ops.length ? median(ops) : undefined,
     takeoverMs: takeovers.length ? median(takeovers) : undefined,
     takenOver: takeovers.length ? median(rs.map((r) => r.takenOver ?? 0)) : undefined,

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { decodeValue, JOBS_HASH } from "../../lib/store/codec.ts";
 import { OWNERS_HASH } from "../../lib/replica/keys.ts";
-import { SENTINEL_MASTER, TestSentinelSet } from "../fakes/sentinel.ts";
+import { redisCli, SENTINEL_MASTER, TestSentinelSet } from "../fakes/sentinel.ts";
 import { Cluster, type TestJob, until } from "../support/replica_cluster.ts";
 
 const TTL_MS = 3_000;
@@ -136,6 +136,40 @@ Deno.test("sentinel: SENTINEL FAILOVER and kill -9 of the master during live job
     assert.equal(owned, jobs.length, "no job lost");
   } finally {
     await load?.stop();
+    await c.close();
+    await set.dispose();
+  }
+});
+
+Deno.test("sentinel: a single instance (no replica settings) follows the promoted master", async () => {
+  const set = await TestSentinelSet.start();
+  const c = await Cluster.start({
+    ttlMs: TTL_MS,
+    replicas: false,
+    redisEnv: {
+      LIVEKIT_REDIS_SENTINELS: set.sentinelsSetting,
+      LIVEKIT_REDIS_SENTINEL_MASTER: SENTINEL_MASTER,
+    },
+  });
+  try {
+    await c.startReplica("solo");
+    const job = c.newJob("solo", { present: true });
+    assert.equal(await c.register(job, T_MS), 200);
+    assert.ok((await set.hgetall(await set.masterPort(), JOBS_HASH)).has(job.field));
+    const t = performance.now();
+    const wall = Date.now();
+    const master = await set.failover();
+    await until("restart written to the new master", async () => {
+      const v = (await set.hgetall(master, JOBS_HASH)).get(job.field);
+      return v !== undefined && decodeValue(v).restartedAtMs > wall;
+    }, 30_000);
+    assert.ok(c.calls(job, "restart", t).length > 0);
+    const fresh = c.newJob("solo", { present: true });
+    assert.equal(await c.register(fresh, T_MS), 200);
+    assert.ok((await set.hgetall(master, JOBS_HASH)).has(fresh.field));
+    // Single-instance traffic: nothing but the jobs hash on the new master.
+    assert.deepEqual(await redisCli(master, "KEYS", "*"), ["lk-jwt:jobs"]);
+  } finally {
     await c.close();
     await set.dispose();
   }
