@@ -180,8 +180,8 @@ export class ServiceMetrics {
       "lk_jwt_appservice_transactions_total",
       "Homeserver transactions by result (processed, duplicate) and the events they carried.",
       ["result"] as const,
-      ),
-    );
+    ),
+  );
   readonly replicaInfo = this.registry.register(
     new Gauge(
       "lk_jwt_replica_info",

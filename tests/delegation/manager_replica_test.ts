@@ -23,7 +23,7 @@ import { captureLogger, fetchOutbound, StubCsApi, StubLookup, waitFor } from "./
 
 const ROOM = "krj2dgxw2K6EOm9he4GfQJ6JsSVWfJ8a7BkyjZcSmxs";
 
-async function setup() {
+function setup() {
   const clock = new ManualClock();
   const server = serveDelayedEvents();
   const hash = new MemoryHash();
@@ -68,7 +68,7 @@ async function setup() {
 }
 
 Deno.test("manager: drop stops a job without sending and without touching Redis", async () => {
-  const s = await setup();
+  const s = setup();
   try {
     await s.register("a");
     const field = encodeField(ROOM, "a");
@@ -87,7 +87,7 @@ Deno.test("manager: drop stops a job without sending and without touching Redis"
 });
 
 Deno.test("manager: deliverField hands a forwarded signal to the job of that field", async () => {
-  const s = await setup();
+  const s = setup();
   try {
     await s.register("a");
     const field = encodeField(ROOM, "a");
@@ -103,7 +103,7 @@ Deno.test("manager: deliverField hands a forwarded signal to the job of that fie
 });
 
 Deno.test("manager: a replayed leave ends a job that lost its state with its replica (send, not abort)", async () => {
-  const s = await setup();
+  const s = setup();
   try {
     for (const id of ["left", "aborted", "live"]) await s.register(id);
     // As live signals, these are ignored (left) or abort (aborted) while waiting (§9.2)…
@@ -132,7 +132,7 @@ Deno.test("manager: a replayed leave ends a job that lost its state with its rep
 });
 
 Deno.test("manager: a takeover (replace) wins over a stale local job of the same key", async () => {
-  const s = await setup();
+  const s = setup();
   try {
     await s.register("a");
     const field = encodeField(ROOM, "a");

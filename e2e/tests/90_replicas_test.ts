@@ -1,5 +1,5 @@
 /**
- * Scenario 8 (replicas.md §4 "Real stack"): two replicas of the service on the stack's Redis
+ * Scenario 9 (replicas.md §4 "Real stack"): two replicas of the service on the stack's Redis
  * behind nginx (round robin; the SFU's webhook URL points at nginx), a real participant with a
  * delegated leave on the real Synapse. The replica that owns the job is killed with `kill -9`
  * mid-call: the other one takes the job over and keeps restarting the delayed event past T,
@@ -42,9 +42,9 @@ Deno.test("replicas: kill -9 of the replica that owns the job mid-call — the l
   let upstream: Upstream | undefined;
   let participant: Participant | undefined;
   try {
-    replicas.set("a", await replica("a", 8081));
-    replicas.set("b", await replica("b", 8082));
-    upstream = await startUpstream(["127.0.0.1:8081", "127.0.0.1:8082"]);
+    replicas.set("a", await replica("a", 8083));
+    replicas.set("b", await replica("b", 8084));
+    upstream = await startUpstream(["127.0.0.1:8083", "127.0.0.1:8084"]);
 
     const call = await newCall("ruth");
     const delayId = await joinMatrixCall(call, T_MS);
