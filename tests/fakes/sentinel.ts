@@ -12,7 +12,8 @@ const REDIS_SENTINEL = "/usr/bin/redis-sentinel";
 /** Name of the monitored master. */
 export const SENTINEL_MASTER = "lkjwt";
 
-function freePort(): number {
+/** A free loopback port (bound once by the kernel, then released). */
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -56,10 +57,18 @@ export class TestSentinelSet {
     this.sentinelPorts = sentinelPorts;
   }
 
-  /** Starts master, replica and three Sentinels; resolves once the Sentinels see everything. */
-  static async start(): Promise<TestSentinelSet> {
+  /**
+   * Starts master, replica and three Sentinels (on `sentinelPorts` if given); resolves once the
+   * Sentinels see everything.
+   */
+  static async start(
+    options: { sentinelPorts?: number[] } = {},
+  ): Promise<TestSentinelSet> {
     const dir = await Deno.makeTempDir({ prefix: "lk-jwt-sentinel-" });
-    const set = new TestSentinelSet(dir, [freePort(), freePort(), freePort()]);
+    const set = new TestSentinelSet(
+      dir,
+      options.sentinelPorts ?? [freePort(), freePort(), freePort()],
+    );
     try {
       const master = freePort();
       const replica = freePort();

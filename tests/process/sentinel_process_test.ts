@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { decodeValue, JOBS_HASH } from "../../lib/store/codec.ts";
 import { OWNERS_HASH } from "../../lib/replica/keys.ts";
-import { redisCli, SENTINEL_MASTER, TestSentinelSet } from "../fakes/sentinel.ts";
+import { freePort, redisCli, SENTINEL_MASTER, TestSentinelSet } from "../fakes/sentinel.ts";
 import { Cluster, type TestJob, until } from "../support/replica_cluster.ts";
 
 const TTL_MS = 3_000;
@@ -172,5 +172,38 @@ Deno.test("sentinel: a single instance (no replica settings) follows the promote
   } finally {
     await c.close();
     await set.dispose();
+  }
+});
+
+Deno.test("sentinel: Sentinels unreachable at start — tokens and jobs are served, and the jobs reach Redis once the Sentinels answer", async () => {
+  const ports = [freePort(), freePort(), freePort()];
+  const c = await Cluster.start({
+    ttlMs: TTL_MS,
+    replicas: false,
+    redisEnv: {
+      LIVEKIT_REDIS_SENTINELS: ports.map((p) => `127.0.0.1:${p}`).join(","),
+      LIVEKIT_REDIS_SENTINEL_MASTER: SENTINEL_MASTER,
+    },
+  });
+  let set: TestSentinelSet | undefined;
+  try {
+    const svc = await c.startReplica("solo");
+    await svc.svc.waitForLog(/Could not connect Redis store/);
+    const job = c.newJob("solo", { present: true });
+    assert.equal(await c.register(job, 20_000), 200, "registration answered without Redis");
+    await until("the job runs from memory", () => c.calls(job, "restart").length > 0);
+    set = await TestSentinelSet.start({ sentinelPorts: ports });
+    const master = await set.masterPort();
+    const t = performance.now();
+    await until(
+      "the job written to the master",
+      async () => (await set!.hgetall(master, JOBS_HASH)).has(job.field),
+      60_000,
+    );
+    report("Sentinels up → pending job written", { after_ms: Math.round(performance.now() - t) });
+    assert.equal(await c.ready("solo"), 200);
+  } finally {
+    await c.close();
+    await set?.dispose();
   }
 });
