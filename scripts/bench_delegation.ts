@@ -16,7 +16,7 @@
  * deno run --allow-net=127.0.0.1 --allow-run --allow-read --ignore-env \
  *   --v8-flags=--expose-gc,--max-semi-space-size=4 scripts/bench_delegation.ts \
  *   [--jobs=10000] [--timeout-ms=10000] [--warmup-s=12] [--measure-s=40] [--endpoint=child] \
- *   [--base=override|guarded|guarded-tls] [--client=builtin|fetch] [--transport=null]
+ *   [--base=override|guarded|guarded-tls] [--transport=null]
  * ```
  *
  * (`--max-semi-space-size=4` caps V8's young generation as `bin/lk-jwt-service` does for the
@@ -30,8 +30,7 @@
  * `--base=guarded` makes the base URL a discovered one (`http://hs.test:<port>`, SSRF guard,
  * connection pinned to the checked address; the name resolves to 127.0.0.1 without DNS);
  * `--base=guarded-tls` does the same over `https://` with a throwaway CA made by `openssl`
- * (add `--allow-write` for its temporary directory). `--client=fetch` sends the POSTs with
- * `fetch` instead of the built-in HTTP/1.1 client (for comparison).
+ * (add `--allow-write` for its temporary directory).
  *
  * @module
  */
@@ -82,7 +81,6 @@ function choice<T extends string>(name: string, values: readonly T[]): T {
   return value;
 }
 const BASE = choice("base", ["override", "guarded", "guarded-tls"] as const);
-const CLIENT = choice("client", ["builtin", "fetch"] as const);
 
 const EMPTY = new Uint8Array(0);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -216,7 +214,6 @@ const outbound: Outbound = nullTransport
     log,
     clock,
     proxies: NO_PROXIES,
-    builtinHttp1Posts: CLIENT === "builtin",
   });
 const delegation = await startDelegation({
   config,
@@ -292,7 +289,7 @@ const result = {
   sends: (await counts()).send,
   endpoint: nullTransport ? "none (null transport)" : inChild ? "child process" : "in process",
   base: BASE,
-  client: nullTransport ? "none" : CLIENT,
+  client: nullTransport ? "none" : "builtin",
 };
 console.table(result);
 console.log(JSON.stringify(result));

@@ -147,7 +147,6 @@ if (ROLE === "service") {
     log,
     clock,
     proxies: NO_PROXIES,
-    builtinHttp1Posts: true,
   });
   const base = { baseUrl: `http://127.0.0.1:${endpoint}/${id}`, guarded: false };
   const csApi: CsApiResolver = { resolve: () => Promise.resolve(base) };

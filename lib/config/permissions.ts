@@ -9,8 +9,7 @@
  * - Open mode (default). Users of any homeserver are verified, so outbound network cannot be a
  *   host list: `--allow-net` plus `--deny-net=` the special-purpose IPv4 ranges of §8.2 minus
  *   the operator's own destinations (SFU, Redis, explicitly listed homeservers, override
- *   targets, `LIVEKIT_OUTBOUND_ALLOW`, HTTP proxies, name servers, listen addresses, the
- *   pinning proxy).
+ *   targets, `LIVEKIT_OUTBOUND_ALLOW`, HTTP proxies, name servers, listen addresses).
  *   Deno's deny wins over any allow, so each destination is carved out of the ranges by CIDR
  *   subtraction (`net_ranges.ts`). Deno re-checks the resolved address at connect time, which
  *   makes this a DNS-rebinding-proof backstop behind the in-process SSRF guard. Deno 2.9
@@ -28,7 +27,6 @@
  *
  * @module
  */
-import { PIN_PROXY_HOSTNAME } from "../net/pin_proxy.ts";
 import { type Cidr, parseCidr, parseIp } from "../net/ip.ts";
 import { denoNetEntry, denyNetEntries } from "./net_ranges.ts";
 import { CONFIG_VARIABLES, SKIP_VERIFY_VALUE } from "./config.ts";
@@ -219,7 +217,6 @@ export function collectDestinations(env: PermissionInputs["env"]): Destination[]
   out.push(...listenTargets(bind.source, bind.text));
   const metrics = lookup(env, "LIVEKIT_METRICS_BIND");
   if (metrics !== "") out.push(...listenTargets("LIVEKIT_METRICS_BIND", metrics));
-  out.push({ source: "pinning proxy", host: PIN_PROXY_HOSTNAME });
   return out;
 }
 
@@ -327,7 +324,7 @@ function strictAllowList(
   };
   for (const d of destinations) {
     add(hostPort(d.host, d.port));
-    // The pinning proxy dials checked addresses, so those must be granted as well.
+    // The outbound client dials checked addresses, so those must be granted as well.
     for (const address of inputs.resolved?.get(d.host) ?? []) add(hostPort(address, d.port));
   }
   for (const piece of splitList(lookup(inputs.env, "LIVEKIT_OUTBOUND_ALLOW"))) {

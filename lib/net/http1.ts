@@ -1,20 +1,24 @@
 /**
- * One HTTP/1.1 exchange at a time on a TCP or TLS connection (RFC 9112): the wire format of the
- * outbound client's built-in path for small POSTs (lib/net/http1_pool.ts; openid-and-discovery.md
- * §8.5, delegation.md §4).
+ * One HTTP/1.1 exchange at a time on a TCP or TLS connection (RFC 9112): the wire format of
+ * every outbound request (lib/net/http1_pool.ts; openid-and-discovery.md §8.5, delegation.md §4).
  *
  * Owns: encoding a request (origin-form target, `Host`, the caller's headers, `Content-Length`
  * framing; no `Connection` header, so the connection stays alive), reading the response head
  * (interim 1xx responses skipped, heads above 64 KiB refused), reading the body under the
  * caller's byte cap whatever its framing (`Content-Length`, chunked, or until the connection
- * closes), and saying whether the connection can carry another request. Every failure leaves
- * the connection unusable: the pool closes it, so a body is always read completely or the
- * connection dropped.
+ * closes; HTTP/1.0 answers too), and saying whether the connection can carry another request.
+ * Every failure leaves the connection unusable: the pool closes it, so a body is always read
+ * completely or the connection dropped.
+ *
+ * Content codings: requests say `Accept-Encoding: identity` (lib/net/outbound.ts), and a
+ * non-empty body with any other `Content-Encoding` is refused (kind `other`) rather than
+ * decoded: every body we read is small JSON, and decoding would let a few capped bytes expand
+ * into far more than the cap.
  *
  * @module
  */
 import { OutboundError, redactUrl } from "./outbound_error.ts";
-import { writeAll } from "./pipe.ts";
+import { writeAll } from "./dial.ts";
 
 /** Response heads (status line and header fields) larger than this are refused. */
 export const MAX_HEAD_BYTES = 64 * 1024;
@@ -81,6 +85,7 @@ interface Head {
   contentLength: string | null;
   transferEncoding: string | null;
   connection: string | null;
+  contentEncoding: string | null;
 }
 
 /** RFC 9110 token characters: a header field name. */
@@ -222,6 +227,12 @@ export class Http1Connection {
       body = taken instanceof Uint8Array ? taken : await taken;
     } else if (framing === "chunked") body = await this.#readChunked();
     else body = await this.#readUntilClose();
+    if (
+      body.byteLength > 0 && head.contentEncoding !== null &&
+      listTokens(head.contentEncoding).some((t) => t !== "identity" && t !== "")
+    ) {
+      throw protocolError(url, `unsupported Content-Encoding ${head.contentEncoding.slice(0, 64)}`);
+    }
     this.exchanges++;
     const keepAlive = head.minor === 1 && !listTokens(head.connection).includes("close");
     const reusable = keepAlive && framing !== "close" && this.#start === this.#end &&
@@ -305,6 +316,7 @@ export class Http1Connection {
       contentLength: null,
       transferEncoding: null,
       connection: null,
+      contentEncoding: null,
     };
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] ?? "";
@@ -320,6 +332,9 @@ export class Http1Connection {
       else if (lower === "transfer-encoding") {
         head.transferEncoding = combine(head.transferEncoding, value);
       } else if (lower === "connection") head.connection = combine(head.connection, value);
+      else if (lower === "content-encoding") {
+        head.contentEncoding = combine(head.contentEncoding, value);
+      }
     }
     return head;
   }

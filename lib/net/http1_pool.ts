@@ -1,18 +1,15 @@
 /**
- * Keep-alive HTTP/1.1 connections of the outbound client's built-in path for small POSTs
- * (openid-and-discovery.md §8.2, §8.5, §8.6; delegation.md §4).
+ * Keep-alive HTTP/1.1 connections of the outbound client (openid-and-discovery.md §8.2, §8.5,
+ * §8.6; delegation.md §4).
  *
  * Owns: one pool of connections per target (scheme, dialed address or host name, port, TLS
- * name: the key of §8.6), dialing with the 5 s per-address connect timeout, TLS with the URL
- * host as SNI and certificate name (`Deno.startTls` over the pinned TCP connection, so no
- * second resolution can happen between the SSRF check and the connect), at most
- * `maxPerTarget` connections and `maxConnecting` connects in progress per target (further
- * requests wait within their own deadline for a connection to come free or a connect slot:
- * a burst of requests then reuses the first connections instead of opening one each, which
+ * name, proxy: the key of §8.6; dialing is lib/net/dial.ts), at most `maxPerTarget`
+ * connections and `maxConnecting` connects in progress per target (further requests wait
+ * within their own deadline for a connection to come free or a connect slot: a burst of
+ * requests to one homeserver then reuses a few connections instead of opening one each, which
  * matters for TLS at about 170 KiB per connection), idle connections closed after `idleMs`,
- * and one transparent retry on a fresh
- * connection when a reused keep-alive connection turns out to be closed before any byte of
- * the response arrived (the server dropped it while idle).
+ * and one transparent retry on a fresh connection when a reused keep-alive connection turns
+ * out to be closed before any byte of the response arrived (the server dropped it while idle).
  *
  * A request's deadline ends whatever step it is in: a pending connect is abandoned, a pending
  * exchange has its connection closed. Connections that saw a failure are never reused.
@@ -20,23 +17,13 @@
  * @module
  */
 import type { Clock, Timer } from "../clock.ts";
-import { describeError } from "../log.ts";
 import type { RequestDeadline } from "./deadline.ts";
+import { type Connector, type DialOptions, type DialTarget, dialTarget } from "./dial.ts";
 import { Http1Connection, type Http1Response } from "./http1.ts";
-import { OutboundError, redactUrl } from "./outbound_error.ts";
-import type { Connector } from "./pin_proxy.ts";
+import { OutboundError } from "./outbound_error.ts";
 
 /** Where a request goes. */
-export interface Http1Target {
-  scheme: "http:" | "https:";
-  /** What is dialed: the checked address (guarded) or the URL host name (unguarded). */
-  hostname: string;
-  port: number;
-  /** SNI and certificate name for `https:` (the URL host, without brackets). */
-  tlsName: string;
-  /** A checked address (the `dial` test seam applies, as in the pinning proxy). */
-  pinned: boolean;
-}
+export type Http1Target = DialTarget;
 
 /** Options of {@linkcode Http1Pool}. */
 export interface Http1PoolOptions {
@@ -51,7 +38,7 @@ export interface Http1PoolOptions {
   connectTimeoutMs?: number;
   /** Idle connections are closed after this long, default 60 s. */
   idleMs?: number;
-  /** Connections per target, default 128. */
+  /** Connections per target, default 16. */
   maxPerTarget?: number;
   /** Connects in progress per target, default 4. */
   maxConnecting?: number;
@@ -92,10 +79,7 @@ interface Slot {
 /** Keep-alive connections per target, with caps, idle expiry and stale-connection retry. */
 export class Http1Pool {
   readonly #clock: Clock;
-  readonly #caCerts: string[];
-  readonly #connector: Connector;
-  readonly #dial: Http1PoolOptions["dial"];
-  readonly #connectTimeoutMs: number;
+  readonly #dialOptions: DialOptions;
   readonly #idleMs: number;
   readonly #max: number;
   readonly #maxConnecting: number;
@@ -105,12 +89,15 @@ export class Http1Pool {
 
   constructor(options: Http1PoolOptions) {
     this.#clock = options.clock;
-    this.#caCerts = [...options.caCerts];
-    this.#connector = options.connect ?? ((o) => Deno.connect(o));
-    this.#dial = options.dial;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
+    this.#dialOptions = {
+      clock: options.clock,
+      caCerts: [...options.caCerts],
+      connect: options.connect ?? ((o) => Deno.connect(o)),
+      dial: options.dial,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+    };
     this.#idleMs = options.idleMs ?? 60_000;
-    this.#max = Math.max(1, options.maxPerTarget ?? 128);
+    this.#max = Math.max(1, options.maxPerTarget ?? 16);
     this.#maxConnecting = Math.max(1, options.maxConnecting ?? 4);
   }
 
@@ -194,7 +181,7 @@ export class Http1Pool {
   #slot(target: Http1Target): Slot {
     const key = `${target.scheme}|${target.hostname}|${target.port}|${target.tlsName}|${
       target.pinned ? "pin" : "name"
-    }`;
+    }|${target.proxy?.label ?? ""}`;
     let slot = this.#slots.get(key);
     if (!slot) {
       slot = { key, target, idle: [], open: new Set(), connecting: 0, waiters: [] };
@@ -224,7 +211,9 @@ export class Http1Pool {
     slot.connecting++;
     let conn: Http1Connection;
     try {
-      conn = await this.#connect(slot.target, url, deadline);
+      conn = new Http1Connection(
+        await dialTarget(this.#dialOptions, slot.target, { url, deadline }),
+      );
     } catch (err) {
       slot.connecting--;
       this.#wakeOne(slot);
@@ -237,67 +226,6 @@ export class Http1Pool {
     }
     slot.open.add(conn);
     return conn;
-  }
-
-  async #connect(
-    target: Http1Target,
-    url: URL,
-    deadline: RequestDeadline,
-  ): Promise<Http1Connection> {
-    const to = target.pinned && this.#dial
-      ? this.#dial(target.hostname, target.port)
-      : { hostname: target.hostname, port: target.port };
-    const where = redactUrl(url);
-    const what = `connect to ${target.hostname}:${target.port}`;
-    const ac = new AbortController();
-    const aborted = new Promise<never>((_, reject) => {
-      ac.signal.addEventListener("abort", () => reject(new Error("connect abandoned")), {
-        once: true,
-      });
-    });
-    let timedOut = false;
-    const timer = this.#clock.setTimer(this.#connectTimeoutMs, () => {
-      timedOut = true;
-      ac.abort();
-    });
-    deadline.onEnd(() => ac.abort());
-    const attempt = this.#connector({ hostname: to.hostname, port: to.port, signal: ac.signal });
-    let tcp: Deno.Conn;
-    try {
-      tcp = await Promise.race([attempt, aborted]);
-    } catch (err) {
-      attempt.then((c) => c.close(), () => {});
-      if (deadline.ended) throw err;
-      throw new OutboundError(
-        timedOut ? "timeout" : "connect",
-        timedOut
-          ? `${where}: ${what} timed out`
-          : `${where}: ${what} failed: ${describeError(err)}`,
-        { url: where, address: target.hostname },
-      );
-    } finally {
-      timer.cancel();
-      deadline.onEnd(undefined);
-    }
-    // Requests and TLS handshake messages are small writes: never hold them back (Nagle).
-    if ("setNoDelay" in tcp && typeof tcp.setNoDelay === "function") tcp.setNoDelay(true);
-    if (target.scheme === "http:") return new Http1Connection(tcp);
-    try {
-      // The connector yields TCP connections (Deno.connect); TLS runs end to end over it.
-      const tls = await Deno.startTls(tcp as Deno.TcpConn, {
-        hostname: target.tlsName,
-        caCerts: this.#caCerts,
-        alpnProtocols: ["http/1.1"],
-      });
-      return new Http1Connection(tls);
-    } catch (err) {
-      try {
-        tcp.close();
-      } catch {
-        // Already closed.
-      }
-      throw err;
-    }
   }
 
   #release(slot: Slot, conn: Http1Connection): void {

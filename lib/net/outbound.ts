@@ -1,45 +1,39 @@
 /**
- * The one outbound HTTP client for homeserver traffic (openid-and-discovery.md §4, §6, §8;
- * deno-stack.md §3).
+ * The one outbound HTTP client (openid-and-discovery.md §4, §6, §8; deno-stack.md §3).
  *
  * Owns: the SSRF guard at connect time (resolve → check every address → connect to exactly the
  * checked address, never a second resolution), manual redirects with per-hop guarding (§8.4),
  * response size caps and whole-request deadlines (§8.5; all deadlines share one clock timer,
- * lib/net/deadline.ts), proxies from the environment (§8.6, see lib/net/proxy_env.ts),
- * connection reuse per (address, port, TLS name), and failures classified as
- * {@linkcode OutboundError} kinds so callers can say why a call failed. Error messages and logs
- * show URLs without their query string (the userinfo query carries the access token).
+ * lib/net/deadline.ts), proxies from the environment (§8.6, lib/net/proxy_env.ts; `CONNECT`
+ * tunnels, lib/net/dial.ts), connection reuse per (address, port, TLS name), and failures
+ * classified as {@linkcode OutboundError} kinds so callers can say why a call failed. Error
+ * messages and logs show URLs without their query string (the userinfo query carries the
+ * access token).
  *
- * Two transports (lib/net/outbound_hops.ts), chosen per hop:
- * - POSTs that go direct (no upstream proxy for their URL) — the delayed-event calls, one per
- *   participant every 0.8·T (delegation.md §4) — use the built-in keep-alive HTTP/1.1 client
- *   (lib/net/http1_pool.ts), which costs a fraction of `fetch` per request
- *   (docs/performance.md). Guarded ones dial the checked address themselves.
- * - Everything else uses `fetch` with pooled `Deno.HttpClient`s: guarded requests through the
- *   in-process pinning proxy, proxied ones through the upstream proxy.
+ * Every request — federation and client discovery, userinfo, the delayed-event calls, the
+ * app-service calls — runs on the built-in keep-alive HTTP/1.1 client (lib/net/http1.ts,
+ * lib/net/http1_pool.ts), which dials the address it was given itself: pinning needs no proxy
+ * and no loopback listener, and a request costs a fraction of `fetch` (docs/performance.md).
+ * Requests without `guard` are operator-configured destinations (overrides): no guard, the
+ * host name dialed as configured.
  *
- * Requests without `guard` are operator-configured destinations (overrides, SFU): no guard, no
- * pinning, the configured CA certificates. When no proxy is chosen for such a GET, Deno's HTTP
- * client still applies `HTTPS_PROXY`/`NO_PROXY` from the process environment on its own (same
- * variables, its own matching rules); the built-in client follows only lib/net/proxy_env.ts.
- *
- * TLS: trust roots are Deno's default store plus `caCerts`; SNI, certificate name and `Host`
- * are always those of the URL (the pinning proxy only carries bytes). Skip-verify is applied by
- * the launcher (`--unsafely-ignore-certificate-errors`) and covers both transports.
+ * TLS: trust roots are Deno's default store plus `caCerts` (`SSL_CERT_FILE`); SNI, certificate
+ * name and `Host` are always those of the URL. Skip-verify is applied by the launcher
+ * (`--unsafely-ignore-certificate-errors`, honoured by `Deno.startTls`).
  *
  * @module
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import { USER_AGENT } from "../version.ts";
-import { ClientPool } from "./client_pool.ts";
 import { DeadlineSet, type RequestDeadline } from "./deadline.ts";
+import { type Connector, parseProxy, type ProxyEndpoint } from "./dial.ts";
 import type { Resolver } from "./dns.ts";
+import type { Http1Response } from "./http1.ts";
 import { Http1Pool } from "./http1_pool.ts";
 import { nextHop, type RedirectPolicy } from "./http_steps.ts";
 import { classifyFailure, OutboundError, redactUrl } from "./outbound_error.ts";
-import { fetchHop, type Hop, type HopContext, type HopRequest, http1Hop } from "./outbound_hops.ts";
-import { type Connector, type PinProxy, startPinProxy } from "./pin_proxy.ts";
+import { type HopContext, type HopRequest, sendHop } from "./outbound_hops.ts";
 import { processEnv, proxyFor, type ProxySettings, readProxySettings } from "./proxy_env.ts";
 import type { OutboundPolicy } from "./ssrf.ts";
 
@@ -86,7 +80,7 @@ export interface OutboundResponse {
 /** The outbound client. */
 export interface Outbound {
   request(req: OutboundRequest): Promise<OutboundResponse>;
-  /** Stops the pinning proxy and closes every client. */
+  /** Closes every connection; later requests fail. */
   close(): Promise<void>;
 }
 
@@ -98,23 +92,16 @@ export interface OutboundOptions {
   caCerts: readonly string[];
   log: Logger;
   clock: Clock;
-  /** Test seam: maps a checked (address, port) onto the socket actually dialed (both transports). */
+  /** Test seam: maps a checked (address, port) onto the socket actually dialed. */
   dial?: (host: string, port: number) => { hostname: string; port: number };
-  /** Test seam: replaces `Deno.connect` (pinning proxy and built-in client). */
+  /** Test seam: replaces `Deno.connect`. */
   connect?: Connector;
   /** Proxy settings; default: read `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` from the environment. */
   proxies?: ProxySettings;
   /** Per-address connect timeout, default 5 s (§8.5). */
   connectTimeoutMs?: number;
-  /** Idle pinned clients are closed after this long, default 2 min. */
-  clientIdleMs?: number;
-  /** Listen address of the pinning proxy (default `PIN_PROXY_HOSTNAME`). */
-  pinProxyHostname?: string;
-  /**
-   * Send direct (not proxied) POSTs over the built-in HTTP/1.1 client instead of `fetch`,
-   * default true (lib/net/outbound_hops.ts).
-   */
-  builtinHttp1Posts?: boolean;
+  /** Connections per target (homeserver address), default 16. */
+  maxConnectionsPerTarget?: number;
 }
 
 /** RFC 9110 token: a header field name. */
@@ -124,13 +111,14 @@ const BAD_VALUE = /[\0\r\n]|[^\0-\xff]/;
 
 /**
  * The request's header fields, validated like `Headers` does, names in lower case, `Host`
- * dropped (it is always the URL's), `Accept: application/json` and `User-Agent` added unless
- * given. A plain list: both transports take it without building a `Headers` object.
+ * dropped (it is always the URL's), `Accept: application/json`, `User-Agent` and
+ * `Accept-Encoding: identity` (lib/net/http1.ts refuses coded bodies) added unless given.
  */
 function headerFields(given: Record<string, string> | undefined): [string, string][] {
   const fields: [string, string][] = [];
   let accept = false;
   let agent = false;
+  let coding = false;
   for (const [name, value] of Object.entries(given ?? {})) {
     if (!TOKEN.test(name)) throw new TypeError(`Invalid header name: ${name}`);
     if (BAD_VALUE.test(value)) throw new TypeError(`Invalid value of header ${name}`);
@@ -138,29 +126,35 @@ function headerFields(given: Record<string, string> | undefined): [string, strin
     if (lower === "host") continue;
     if (lower === "accept") accept = true;
     else if (lower === "user-agent") agent = true;
+    else if (lower === "accept-encoding") coding = true;
     fields.push([lower, value.trim()]);
   }
   if (!accept) fields.push(["accept", "application/json"]);
   if (!agent) fields.push(["user-agent", USER_AGENT]);
+  if (!coding) fields.push(["accept-encoding", "identity"]);
   return fields;
 }
 
 /** A finished request; its headers are built only when asked for (a getter). */
 class OutboundResult implements OutboundResponse {
-  readonly #hop: Hop;
-  readonly status: number;
-  readonly body: Uint8Array;
+  readonly #res: Http1Response;
   readonly url: string;
 
-  constructor(hop: Hop, parts: { body: Uint8Array; url: string }) {
-    this.#hop = hop;
-    this.status = hop.status;
-    this.body = parts.body;
-    this.url = parts.url;
+  constructor(res: Http1Response, url: string) {
+    this.#res = res;
+    this.url = url;
+  }
+
+  get status(): number {
+    return this.#res.status;
+  }
+
+  get body(): Uint8Array {
+    return this.#res.body;
   }
 
   get headers(): Headers {
-    return this.#hop.headers;
+    return this.#res.headers;
   }
 }
 
@@ -176,35 +170,25 @@ function classifyEnded(d: RequestDeadline, url: URL): OutboundError {
 export function createOutbound(opts: OutboundOptions): Outbound {
   const { policy, resolver, log, clock } = opts;
   const proxies = opts.proxies ?? readProxySettings(processEnv);
-  const builtinPosts = opts.builtinHttp1Posts ?? true;
-  let pinProxy: PinProxy | undefined;
   let closed = false;
-  const getPinProxy = (): PinProxy => {
-    pinProxy ??= startPinProxy({
-      clock,
-      log,
-      dial: opts.dial,
-      connect: opts.connect,
-      connectTimeoutMs: opts.connectTimeoutMs,
-      hostname: opts.pinProxyHostname,
-    });
-    return pinProxy;
-  };
-  const pool = new ClientPool({
-    caCerts: opts.caCerts,
-    clock,
-    pinProxy: getPinProxy,
-    idleMs: opts.clientIdleMs,
-  });
   const http1 = new Http1Pool({
     clock,
     caCerts: opts.caCerts,
     connect: opts.connect,
     dial: opts.dial,
     connectTimeoutMs: opts.connectTimeoutMs,
+    maxPerTarget: opts.maxConnectionsPerTarget,
   });
+  const parsedProxies = new Map<string, ProxyEndpoint | Error>();
+  const proxyOf = (url: URL): ProxyEndpoint | Error | undefined => {
+    const raw = proxyFor(proxies, url);
+    if (raw === undefined) return undefined;
+    let parsed = parsedProxies.get(raw);
+    if (!parsed) parsedProxies.set(raw, parsed = parseProxy(raw));
+    return parsed;
+  };
   const deadlines = new DeadlineSet(clock);
-  const ctx: HopContext = { policy, resolver, log, pool, http1 };
+  const ctx: HopContext = { policy, resolver, log, http1 };
 
   return {
     async request(req) {
@@ -236,58 +220,43 @@ export function createOutbound(opts: OutboundOptions): Outbound {
             maxBodyBytes: req.maxBodyBytes,
             guard: req.guard?.serverName,
             connectTo,
-            proxyUrl: proxyFor(proxies, url),
+            proxy: proxyOf(url),
           };
-          const builtin = builtinPosts && method === "POST" && hopReq.proxyUrl === undefined;
-          const hop = await (builtin ? http1Hop : fetchHop)(ctx, hopReq, d);
-          try {
-            const policy = req.redirect;
-            if (policy && policy.statuses.includes(hop.status) && hop.headers.has("location")) {
-              await hop.discard();
-              visited ??= new Set([first.href]);
-              const next = nextHop(url, hop, { policy, visited });
-              visited.add(next.href);
-              if (
-                hop.status === 303 ||
-                ((hop.status === 301 || hop.status === 302) && method === "POST")
-              ) {
-                method = "GET";
-                body = undefined;
-                headers = headers.filter(([name]) => name !== "content-type");
-              }
-              log.debug("following redirect", {
-                from: redactUrl(url),
-                to: redactUrl(next),
-                status: hop.status,
-              });
-              url = next;
-              connectTo = undefined;
-              continue;
-            }
-            return new OutboundResult(hop, { body: await hop.read(), url: url.href });
-          } catch (err) {
-            await hop.discard();
-            throw classifyFailure(err, {
-              timedOut: d.timedOut,
-              callerAborted: d.callerAborted,
-              url,
-            });
-          } finally {
-            hop.done();
+          const hop = await sendHop(ctx, hopReq, d);
+          const policy = req.redirect;
+          if (!policy || !policy.statuses.includes(hop.status) || !hop.headers.has("location")) {
+            return new OutboundResult(hop, url.href);
           }
+          visited ??= new Set([first.href]);
+          const next = nextHop(url, hop, { policy, visited });
+          visited.add(next.href);
+          if (
+            hop.status === 303 || ((hop.status === 301 || hop.status === 302) && method === "POST")
+          ) {
+            method = "GET";
+            body = undefined;
+            headers = headers.filter(([name]) => name !== "content-type");
+          }
+          log.debug("following redirect", {
+            from: redactUrl(url),
+            to: redactUrl(next),
+            status: hop.status,
+          });
+          url = next;
+          connectTo = undefined;
         }
       } finally {
         d.finish();
       }
     },
 
-    async close() {
-      if (closed) return;
-      closed = true;
-      pool.close();
-      http1.close();
-      deadlines.close();
-      await pinProxy?.close();
+    close() {
+      if (!closed) {
+        closed = true;
+        http1.close();
+        deadlines.close();
+      }
+      return Promise.resolve();
     },
   };
 }

@@ -6,7 +6,6 @@
  * @module
  */
 import { DnsError } from "./dns.ts";
-import type { Pin } from "./pin_proxy.ts";
 
 /** Why an outbound request failed. */
 export type OutboundFailure =
@@ -67,7 +66,7 @@ function causeText(err: unknown): string {
 }
 
 /**
- * Maps a failure of `fetch`, DNS or the pinning proxy onto an {@linkcode OutboundError} kind;
+ * Maps a failure of a connection, TLS or DNS onto an {@linkcode OutboundError} kind;
  * the message keeps URLs without their query.
  */
 export function classifyFailure(
@@ -76,12 +75,11 @@ export function classifyFailure(
     timedOut: boolean;
     callerAborted: boolean;
     url: URL;
-    pin?: Pin;
-    /** The address being contacted, when no pin says it. */
+    /** The address being contacted. */
     address?: string;
   },
 ): OutboundError {
-  const { url, pin } = ctx;
+  const { url } = ctx;
   const where = redactUrl(url);
   if (err instanceof OutboundError) return err;
   if (ctx.timedOut) {
@@ -96,14 +94,7 @@ export function classifyFailure(
     });
   }
   const text = causeText(err);
-  const address = pin?.target.address ?? ctx.address;
-  if (/unsuccessful tunnel/i.test(text) && pin?.lastFailure) {
-    const kind = pin.lastFailure.kind === "timeout" ? "timeout" : "connect";
-    return new OutboundError(kind, `${where}: ${pin.lastFailure.message}`, {
-      url: where,
-      address,
-    });
-  }
+  const address = ctx.address;
   // Classify on the text without URLs (a host name may contain "tls" or "ssl").
   const probe = text.replace(/https?:\/\/[^\s)]*/g, "<url>");
   let kind: OutboundFailure = "other";

@@ -1,43 +1,25 @@
 /**
  * One hop of an outbound request (openid-and-discovery.md §8.1–§8.6): the SSRF guard on the
- * resolved addresses, then the exchange over one of two transports.
+ * resolved addresses, then one exchange on the built-in HTTP/1.1 client (lib/net/http1_pool.ts).
  *
- * - `fetch` with pooled `Deno.HttpClient`s (lib/net/client_pool.ts): guarded requests go
- *   through the pinning proxy (lib/net/pin_proxy.ts), proxied ones through the upstream proxy.
- * - The built-in HTTP/1.1 client (lib/net/http1_pool.ts) for small POSTs — the delayed-event
- *   calls, sent once per participant every 0.8·T (delegation.md §4) — where `fetch` costs
- *   several times more CPU and memory per request (docs/performance.md). Guarded requests dial
- *   the checked address themselves, so pinning needs no proxy; TLS keeps the URL host as SNI,
- *   certificate name and `Host`.
- *
- * Both apply the same guard, try allowed addresses in order, and classify failures into the
- * same {@linkcode OutboundError} kinds.
+ * Guarded requests dial the checked addresses themselves, in order, so no second resolution
+ * happens between check and connect; TLS keeps the URL host as SNI, certificate name and
+ * `Host`. Requests with an upstream proxy (lib/net/proxy_env.ts) tunnel with `CONNECT`
+ * through it to the host name: the guard still runs first on a local resolution (best effort:
+ * a name the local resolver cannot resolve is left to the proxy, which must enforce its own
+ * policy).
  *
  * @module
  */
 import type { Logger } from "../log.ts";
-import type { ClientPool, PooledClient } from "./client_pool.ts";
 import type { RequestDeadline } from "./deadline.ts";
+import { type ProxyEndpoint } from "./dial.ts";
 import { DnsError, type Resolver } from "./dns.ts";
 import { type Http1Response, requestText } from "./http1.ts";
 import { failedInResponse, type Http1Pool, type Http1Target } from "./http1_pool.ts";
-import { readBody } from "./http_steps.ts";
 import { formatIp, parseIp } from "./ip.ts";
 import { classifyFailure, OutboundError, redactUrl } from "./outbound_error.ts";
-import type { Pin } from "./pin_proxy.ts";
 import type { OutboundPolicy } from "./ssrf.ts";
-
-/** A response whose body is still to be read (or dropped when a redirect is followed). */
-export interface Hop {
-  status: number;
-  headers: Headers;
-  /** The whole body under the request's cap. */
-  read(): Promise<Uint8Array>;
-  /** Drops the body. */
-  discard(): Promise<void>;
-  /** Releases the transport (after `read` or `discard`). */
-  done(): void;
-}
 
 /** What one hop sends. */
 export interface HopRequest {
@@ -51,8 +33,8 @@ export interface HopRequest {
   guard: string | undefined;
   /** Already-resolved address and port for the first hop (see `OutboundRequest.connectTo`). */
   connectTo: { address: string; port: number; host?: string } | undefined;
-  /** Upstream proxy chosen for this URL (`fetch` transport only). */
-  proxyUrl: string | undefined;
+  /** Upstream proxy chosen for this URL, or why it cannot be used. */
+  proxy: ProxyEndpoint | Error | undefined;
 }
 
 /** Shared state of the outbound client used by the hops. */
@@ -60,7 +42,6 @@ export interface HopContext {
   policy: OutboundPolicy;
   resolver: Resolver;
   log: Logger;
-  pool: ClientPool;
   http1: Http1Pool;
 }
 
@@ -75,17 +56,12 @@ export function bareHostname(url: URL): string {
   return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
 }
 
-function classify(
-  err: unknown,
-  d: RequestDeadline,
-  ctx: { url: URL; pin?: Pin; address?: string },
-): OutboundError {
+function classify(err: unknown, d: RequestDeadline, url: URL, address?: string): OutboundError {
   return classifyFailure(err, {
     timedOut: d.timedOut,
     callerAborted: d.callerAborted,
-    url: ctx.url,
-    ...(ctx.pin ? { pin: ctx.pin } : {}),
-    ...(ctx.address !== undefined ? { address: ctx.address } : {}),
+    url,
+    ...(address !== undefined ? { address } : {}),
   });
 }
 
@@ -127,174 +103,80 @@ async function guardedAddresses(
   return allowed;
 }
 
-async function guarded(
-  ctx: HopContext,
-  req: HopRequest & { guard: string },
-  d: RequestDeadline,
-): Promise<{ address: string; port: number }[]> {
-  try {
-    return await guardedAddresses(ctx, req, d);
-  } catch (err) {
-    throw classify(err, d, { url: req.url });
-  }
-}
-
-async function fetchOn(
-  ctx: HopContext,
-  req: HopRequest,
-  opts: { entry: PooledClient; d: RequestDeadline },
-): Promise<Hop> {
-  const { entry, d } = opts;
-  ctx.pool.acquire(entry);
-  let response: Response;
-  try {
-    response = await fetch(req.url, {
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      signal: d.signal,
-      client: entry.client,
-      redirect: "manual",
-    });
-  } catch (err) {
-    ctx.pool.release(entry);
-    throw err;
-  }
-  return {
-    status: response.status,
-    headers: response.headers,
-    read: () => readBody(response, req.maxBodyBytes, req.url),
-    discard: async () => await response.body?.cancel().catch(() => {}),
-    done: () => ctx.pool.release(entry),
-  };
-}
-
-/** Sends one hop with `fetch` (pinning proxy, upstream proxy or the plain client). */
-export async function fetchHop(
+/**
+ * A hop's targets: the checked addresses, or the host name when unguarded or through a proxy.
+ */
+async function targets(
   ctx: HopContext,
   req: HopRequest,
   d: RequestDeadline,
-): Promise<Hop> {
-  const { url, proxyUrl, guard } = req;
-  if (guard === undefined) {
-    const entry = proxyUrl ? ctx.pool.upstream(proxyUrl) : ctx.pool.plain();
-    try {
-      return await fetchOn(ctx, req, { entry, d });
-    } catch (err) {
-      throw classify(err, d, { url });
-    }
-  }
-  if (proxyUrl) {
-    // Best effort (lib/net/proxy_env.ts): the proxy resolves and connects itself.
-    try {
-      await guardedAddresses(ctx, { ...req, guard }, d);
-    } catch (err) {
-      if (!(err instanceof DnsError)) throw classify(err, d, { url });
-    }
-    try {
-      return await fetchOn(ctx, req, { entry: ctx.pool.upstream(proxyUrl), d });
-    } catch (err) {
-      throw classify(err, d, { url });
-    }
-  }
-  const targets = await guarded(ctx, { ...req, guard }, d);
+): Promise<Http1Target[]> {
+  const { url, guard, connectTo } = req;
   const scheme = url.protocol === "http:" ? "http:" : "https:";
-  let last: OutboundError | undefined;
-  for (const target of targets) {
-    const entry = ctx.pool.pinned(scheme, target.address, target.port, bareHostname(url));
-    try {
-      return await fetchOn(ctx, req, { entry, d });
-    } catch (err) {
-      last = classify(err, d, { url, ...(entry.pin ? { pin: entry.pin } : {}) });
-      if (d.ended) throw last;
-      logAddressFailure(ctx, { req, address: target.address, error: last });
-    }
+  const tlsName = bareHostname(url);
+  const proxy = req.proxy;
+  const via = guard !== undefined ? connectTo : undefined;
+  if (proxy instanceof Error) {
+    ctx.log.warn("outbound proxy not usable", { url: redactUrl(url), reason: proxy.message });
+    throw new OutboundError("connect", `${redactUrl(url)}: ${proxy.message}`, {
+      url: redactUrl(url),
+    });
   }
-  throw last ?? new OutboundError("other", `no address for ${redactUrl(url)}`);
-}
-
-function logAddressFailure(
-  ctx: HopContext,
-  info: { req: HopRequest; address: string; error: OutboundError },
-): void {
-  ctx.log.debug("outbound address failed", {
-    server_name: info.req.guard,
-    url: redactUrl(info.req.url),
-    address: info.address,
-    error: info.error.message,
-  });
-}
-
-/** A hop whose response was read completely by the built-in client. */
-class CompletedHop implements Hop {
-  readonly #res: Http1Response;
-
-  constructor(res: Http1Response) {
-    this.#res = res;
+  const byName: Http1Target = {
+    scheme,
+    hostname: via?.host ?? tlsName,
+    port: via?.port ?? defaultPort(url),
+    tlsName,
+    pinned: false,
+    ...(proxy ? { proxy } : {}),
+  };
+  if (guard === undefined) return [byName];
+  try {
+    const checked = await guardedAddresses(ctx, { ...req, guard }, d);
+    if (proxy) return [byName];
+    return checked.map(({ address, port }) => ({
+      scheme,
+      hostname: address,
+      port,
+      tlsName,
+      pinned: true,
+    }));
+  } catch (err) {
+    if (proxy && err instanceof DnsError) return [byName];
+    throw classify(err, d, url);
   }
-
-  get status(): number {
-    return this.#res.status;
-  }
-
-  /** Built on first use (only a redirect or a 429 needs it). */
-  get headers(): Headers {
-    return this.#res.headers;
-  }
-
-  read(): Promise<Uint8Array> {
-    return Promise.resolve(this.#res.body);
-  }
-
-  discard(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  done(): void {}
 }
 
 /**
- * Sends one hop over the built-in HTTP/1.1 client: direct connections only (no upstream
- * proxy), guarded ones to the checked addresses in order.
+ * Sends one hop; tries the targets in order until one answers (a failure after the response
+ * started is final).
  */
-export async function http1Hop(
+export async function sendHop(
   ctx: HopContext,
   req: HopRequest,
   d: RequestDeadline,
-): Promise<Hop> {
-  const { url, guard } = req;
-  const scheme = url.protocol === "http:" ? "http:" : "https:";
-  const tlsName = bareHostname(url);
+): Promise<Http1Response> {
+  const { url } = req;
   const exchange = {
     text: requestText(req),
     method: req.method,
     url,
     maxBodyBytes: req.maxBodyBytes,
   };
-  if (guard === undefined) {
-    const target: Http1Target = {
-      scheme,
-      hostname: tlsName,
-      port: defaultPort(url),
-      tlsName,
-      pinned: false,
-    };
-    try {
-      return new CompletedHop(await ctx.http1.request(target, exchange, d));
-    } catch (err) {
-      throw classify(err, d, { url });
-    }
-  }
-  const targets = await guarded(ctx, { ...req, guard }, d);
   let last: OutboundError | undefined;
-  for (const { address, port } of targets) {
-    const target: Http1Target = { scheme, hostname: address, port, tlsName, pinned: true };
+  for (const target of await targets(ctx, req, d)) {
     try {
-      return new CompletedHop(await ctx.http1.request(target, exchange, d));
+      return await ctx.http1.request(target, exchange, d);
     } catch (err) {
-      last = classify(err, d, { url, address });
+      const address = target.pinned ? target.hostname : undefined;
+      last = classify(err, d, url, address);
       if (d.ended || failedInResponse(err)) throw last;
-      logAddressFailure(ctx, { req, address, error: last });
+      ctx.log.debug("outbound address failed", {
+        server_name: req.guard,
+        url: redactUrl(url),
+        address: target.hostname,
+        error: last.message,
+      });
     }
   }
   throw last ?? new OutboundError("other", `no address for ${redactUrl(url)}`);

@@ -8,12 +8,11 @@
  * - `NO_PROXY` is a comma/whitespace list: `*` (no proxy at all), host names (matching the host
  *   and its subdomains; a leading `.` is ignored), IP addresses and CIDR ranges; an entry may
  *   carry `:port`, which then must match too.
- * - A request that goes through a proxy cannot be pinned to an address (the proxy connects).
+ * - A request that goes through a proxy is a `CONNECT` tunnel to the host name
+ *   (lib/net/dial.ts; only `http://` proxies), so it cannot be pinned to an address.
  *   The SSRF guard still runs first: IP literals are checked directly, host names are resolved
  *   locally and every address must pass (best effort: when the local resolver cannot resolve
  *   the name, the request is handed to the proxy, which must enforce its own policy).
- * - The service's own loopback pinning proxy is configured explicitly on its clients and is
- *   never affected by these variables.
  *
  * @module
  */

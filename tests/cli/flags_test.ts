@@ -133,7 +133,7 @@ Deno.test("computeFlags() per command: check-config may ask the listen address's
   assert.ok(!denyList(plan.flags).includes("127.0.0.0/10"));
   assert.ok(denyList(plan.flags).includes("127.0.0.2/31"), "only the probed address is open");
   const serve = await computeFlags(options({ LIVEKIT_JWT_BIND: ":8080" }));
-  assert.ok(denyList(serve.flags).includes("127.0.0.0/10"), "the service itself gets no such hole");
+  assert.ok(denyList(serve.flags).includes("127.0.0.0/8"), "the service itself gets no such hole");
   const named = options({ LIVEKIT_JWT_BIND: "sfu.internal:9000" }, { args: ["check-config"] });
   await computeFlags(named);
   assert.deepEqual(named.looked, ["sfu.internal"]);

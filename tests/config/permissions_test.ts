@@ -141,12 +141,12 @@ Deno.test("permissionFlags() carves out the configured HTTP proxies", () => {
   assert.ok(denied(flags, "10.3.0.2"));
 });
 
-Deno.test("permissionFlags() grants the listen addresses and the pinning proxy", () => {
+Deno.test("permissionFlags() grants the listen addresses (no loopback pinning proxy any more)", () => {
   const all = plan({});
   assert.ok(!denied(all.flags, "0.0.0.0"), ":8080 listens on all interfaces");
   assert.ok(!denied(all.flags, "::"));
   assert.ok(denied(all.flags, "0.0.0.1"));
-  assert.ok(!denied(all.flags, "127.84.48.1"));
+  assert.ok(denied(all.flags, "127.84.48.1"));
   const local = plan({ LIVEKIT_JWT_BIND: "127.0.0.1:9000", LIVEKIT_METRICS_BIND: "[::1]:9100" });
   assert.ok(!denied(local.flags, "127.0.0.1"));
   assert.ok(!denied(local.flags, "::1"));
@@ -265,7 +265,6 @@ Deno.test("permissionFlags() strict mode lists exactly the configured hosts", ()
     "198.51.100.2",
     "[fd00::8]",
     "127.0.0.1:9000",
-    "127.84.48.1",
     "10.20.0.0/16",
     "127.0.0.53:53",
   ]);

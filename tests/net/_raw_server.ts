@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { closeQuietly, writeAll } from "../../lib/net/pipe.ts";
+import { closeQuietly, writeAll } from "../support/pipe.ts";
 
 /** A request as received. */
 export interface RawRequest {

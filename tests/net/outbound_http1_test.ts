@@ -3,7 +3,7 @@
  * delegation.md §4) keeps every rule of openid-and-discovery.md §8.
  */
 import assert from "node:assert/strict";
-import { splice, writeAll } from "../../lib/net/pipe.ts";
+import { splice, writeAll } from "../support/pipe.ts";
 import { startFakeHomeserver } from "../fakes/homeserver.ts";
 import { createTestCa } from "../fakes/tls.ts";
 import { reply, startRawServer } from "./_raw_server.ts";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { RedirectPolicy } from "../../lib/net/outbound.ts";
-import { splice, writeAll } from "../../lib/net/pipe.ts";
+import { splice, writeAll } from "../support/pipe.ts";
 import { startFakeHomeserver } from "../fakes/homeserver.ts";
 import { ManualClock } from "../support/manual_clock.ts";
 import {

@@ -1,6 +1,6 @@
 /**
- * Byte plumbing between two TCP connections: the pinning proxy's tunnels
- * (openid-and-discovery.md §8.2) and test fakes that forward connections.
+ * Byte plumbing between two TCP connections for test fakes that forward connections
+ * (a plain proxy, a homeserver front).
  *
  * @module
  */
