@@ -14,12 +14,9 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config/config.ts";
 import { mintAdminToken } from "../livekit/jwt.ts";
 import { encodeRoomParticipantIdentity } from "../livekit/protobuf.ts";
-import { USER_AGENT } from "../version.ts";
+import { twirpExchange } from "../livekit/room_service.ts";
 import { type Check, type CheckResult, errorMessage, fail, pass } from "./check_result.ts";
 import { explainPermissionError } from "./permissions_report.ts";
-
-/** Answers larger than this are not read further (a Twirp error is a few hundred bytes). */
-const MAX_ANSWER_BYTES = 64 * 1024;
 
 const KEYS_FIX = "LIVEKIT_KEY/LIVEKIT_SECRET must match a `keys:` entry of livekit.yaml " +
   "(key on the left, secret on the right; files: LIVEKIT_KEY_FILE, LIVEKIT_KEY_FROM_FILE, " +
@@ -52,30 +49,6 @@ function transportFix(base: string, cause: string): string {
   return `check that LiveKit (or its reverse proxy) listens at ${new URL(base).host} and is ` +
     "reachable from this host (firewall, port), and that LIVEKIT_URL names it (ws:// → http://, " +
     "wss:// → https://, same host, port and path)";
-}
-
-async function readCapped(res: Response): Promise<string> {
-  if (!res.body) return "";
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    total += value.byteLength;
-    if (total >= MAX_ANSWER_BYTES) {
-      await reader.cancel().catch(() => {});
-      break;
-    }
-  }
-  const all = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    all.set(c, offset);
-    offset += c.byteLength;
-  }
-  return new TextDecoder().decode(all);
 }
 
 function twirpCode(text: string): { code?: string; msg?: string } {
@@ -160,27 +133,20 @@ export function liveKitCheck(options: LiveKitCheckOptions): Check {
         nowSeconds: Math.floor(clock.now() / 1000),
       });
       try {
-        const res = await doFetch(`${base}/twirp/livekit.RoomService/GetParticipant`, {
-          method: "POST",
-          headers: {
-            "Authorization": `Bearer ${token}`,
-            "Content-Type": "application/protobuf",
-            "Accept": "application/protobuf",
-            "User-Agent": USER_AGENT,
-          },
-          body: encodeRoomParticipantIdentity({ room, identity: "check-config" }) as Uint8Array<
-            ArrayBuffer
-          >,
-          redirect: "manual",
+        // The service's own Twirp call path (lib/livekit/room_service.ts), response cap included.
+        const res = await twirpExchange(doFetch, {
+          apiBase: base,
+          method: "GetParticipant",
+          token,
+          body: encodeRoomParticipantIdentity({ room, identity: "check-config" }),
           signal,
         });
-        const text = await readCapped(res);
         return judge(what, {
           base,
           key: config.livekitKey,
           status: res.status,
-          text,
-          location: res.headers.get("location"),
+          text: new TextDecoder().decode(res.body),
+          location: res.location,
         });
       } catch (err) {
         const cause = errorMessage(err);

@@ -104,6 +104,39 @@ function parseTwirpError(body: Uint8Array): { code?: string; msg?: string } {
   }
 }
 
+/** The raw answer of one Twirp call. */
+export interface TwirpAnswer {
+  status: number;
+  location: string | null;
+  /** The body, at most {@linkcode MAX_TWIRP_RESPONSE} bytes. */
+  body: Uint8Array;
+}
+
+/**
+ * Sends one Twirp POST and reads the answer under the response cap (no redirects followed).
+ * Transport failures are thrown as they are; an oversized answer is an `OutboundError`.
+ * Shared by the service's calls and `check-config`'s probe (lib/cli/check_livekit.ts).
+ */
+export async function twirpExchange(
+  doFetch: typeof fetch,
+  call: { apiBase: string; method: string; token: string; body: Uint8Array; signal: AbortSignal },
+): Promise<TwirpAnswer> {
+  const res = await doFetch(`${call.apiBase}/twirp/livekit.RoomService/${call.method}`, {
+    method: "POST",
+    headers: {
+      "Authorization": `Bearer ${call.token}`,
+      "Content-Type": "application/protobuf",
+      "Accept": "application/protobuf",
+      "User-Agent": USER_AGENT,
+    },
+    body: call.body as Uint8Array<ArrayBuffer>,
+    redirect: "manual",
+    signal: call.signal,
+  });
+  const body = await readBody(res, MAX_TWIRP_RESPONSE, new URL(res.url || call.apiBase));
+  return { status: res.status, location: res.headers.get("location"), body };
+}
+
 /** Creates the RoomService client with its own connection pool. */
 export function createRoomService(options: RoomServiceOptions): RoomService {
   const { apiBase, key, secret, clock } = options;
@@ -160,21 +193,13 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
     });
     const timeout = AbortSignal.timeout(timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    let res: Response;
+    let res: TwirpAnswer;
     try {
-      res = await doFetch(`${apiBase}/twirp/livekit.RoomService/${method}`, {
-        method: "POST",
-        headers: {
-          "Authorization": `Bearer ${token}`,
-          "Content-Type": "application/protobuf",
-          "Accept": "application/protobuf",
-          "User-Agent": USER_AGENT,
-        },
-        body: body as Uint8Array<ArrayBuffer>,
-        redirect: "manual",
-        signal: combined,
-      });
+      res = await twirpExchange(doFetch, { apiBase, method, token, body, signal: combined });
     } catch (err) {
+      if (err instanceof OutboundError) {
+        throw new TwirpError(`${method} failed: ${err.message}`, { kind: "transport", cause: err });
+      }
       const timedOut = timeout.aborted;
       throw new TwirpError(
         timedOut
@@ -183,19 +208,7 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
         { kind: timedOut ? "timeout" : "transport", cause: err },
       );
     }
-    let data: Uint8Array;
-    try {
-      data = await readBody(res, MAX_TWIRP_RESPONSE, new URL(res.url || apiBase));
-    } catch (err) {
-      if (err instanceof OutboundError) {
-        throw new TwirpError(`${method} failed: ${err.message}`, { kind: "transport", cause: err });
-      }
-      const timedOut = timeout.aborted;
-      throw new TwirpError(`${method} failed while reading the response`, {
-        kind: timedOut ? "timeout" : "transport",
-        cause: err,
-      });
-    }
+    const data = res.body;
     if (res.status < 200 || res.status > 299) {
       const { code, msg } = parseTwirpError(data);
       const detail = msg ?? new TextDecoder().decode(data.subarray(0, 200)).trim();

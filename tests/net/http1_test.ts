@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { Http1Connection, MAX_HEAD_BYTES, requestText } from "../../lib/net/http1.ts";
+import { createOutbound } from "../../lib/net/outbound.ts";
 import { OutboundError } from "../../lib/net/outbound_error.ts";
+import { NO_PROXIES } from "../../lib/net/proxy_env.ts";
+import { allowAllPolicy } from "../../lib/net/ssrf.ts";
+import { ManualClock } from "../support/manual_clock.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -196,4 +200,86 @@ Deno.test("http1 connection: responseStarted tells a dropped idle connection fro
   const cut = exchange("HTTP/1.1 2");
   await assert.rejects(cut.p);
   assert.equal(cut.c.responseStarted, true);
+});
+
+Deno.test("http1 request: a GET has no body framing; the outbound client asks for identity coding", async () => {
+  assert.equal(
+    requestText({
+      method: "GET",
+      url: URL_,
+      headers: [["accept", "application/json"]],
+      body: undefined,
+    }),
+    "GET /x?secret=1 HTTP/1.1\r\nHost: hs.test\r\naccept: application/json\r\n\r\n",
+  );
+  const { conn, sent } = scriptedConn("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}");
+  const outbound = createOutbound({
+    policy: allowAllPolicy,
+    resolver: { lookup: () => Promise.resolve(["8.8.8.8"]), srv: () => Promise.resolve([]) },
+    caCerts: [],
+    log: outboundLog,
+    clock: new ManualClock(),
+    proxies: NO_PROXIES,
+    connect: () => Promise.resolve(conn),
+  });
+  try {
+    const res = await outbound.request({
+      url: "http://hs.test/x",
+      timeoutMs: 1000,
+      maxBodyBytes: 10,
+    });
+    assert.equal(decoder.decode(res.body), "{}");
+    assert.match(sent(), /^GET \/x HTTP\/1\.1\r\nHost: hs\.test\r\n/);
+    assert.match(sent(), /\r\naccept-encoding: identity\r\n/);
+    assert.doesNotMatch(sent(), /content-length/i);
+  } finally {
+    await outbound.close();
+  }
+});
+
+const outboundLog = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => outboundLog,
+  enabled: () => false,
+};
+
+Deno.test("http1 response: a coded body is refused; identity and empty coded bodies are fine", async () => {
+  await failsWith(
+    exchange("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n\x1f\x8b").p,
+    "other",
+    /unsupported Content-Encoding gzip/,
+  );
+  await failsWith(
+    exchange("HTTP/1.1 200 OK\r\nContent-Encoding: identity, br\r\n\r\nxyz").p,
+    "other",
+    /Content-Encoding/,
+  );
+  const identity = await exchange(
+    "HTTP/1.1 200 OK\r\nContent-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}",
+  ).p;
+  assert.equal(decoder.decode(identity.body), "{}");
+  const empty = await exchange("HTTP/1.1 304 Not Modified\r\nContent-Encoding: gzip\r\n\r\n").p;
+  assert.equal(empty.body.byteLength, 0);
+});
+
+Deno.test("http1 response: HTTP/1.0 with a length is read exactly but never reused; early close fails", async () => {
+  const res = await exchange(
+    "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nabc",
+    { step: 1 },
+  ).p;
+  assert.equal(decoder.decode(res.body), "abc");
+  assert.equal(res.reusable, false);
+  await failsWith(
+    exchange("HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\nabc").p,
+    "other",
+    /closed in the body/,
+  );
+  await failsWith(
+    exchange("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nab").p,
+    "other",
+    /closed in the body/,
+  );
 });

@@ -28,6 +28,11 @@ export interface SpawnOptions {
   cwd?: string;
   /** Resolve once `Listening` is logged (default) or right away. */
   waitReady?: boolean;
+  /**
+   * Run `main.ts` with `deno run -A` and these extra flags instead of the launcher (the way
+   * Deno Deploy runs it: no launcher, every permission).
+   */
+  direct?: string[];
 }
 
 /** A free loopback port (bound once by the kernel, then released). */
@@ -58,8 +63,20 @@ export async function spawnService(options: SpawnOptions): Promise<ServiceProces
   };
   const denoDir = Deno.env.get("DENO_DIR");
   if (denoDir) env.DENO_DIR = denoDir;
-  const child = new Deno.Command("sh", {
-    args: [`${ROOT}bin/lk-jwt-service`, ...(options.args ?? [])],
+  const command = options.direct
+    ? [
+      Deno.execPath(),
+      "run",
+      "-A",
+      "--quiet",
+      `--config=${ROOT}deno.json`,
+      "--frozen",
+      ...options.direct,
+      `${ROOT}main.ts`,
+    ]
+    : ["sh", `${ROOT}bin/lk-jwt-service`];
+  const child = new Deno.Command(command[0]!, {
+    args: [...command.slice(1), ...(options.args ?? [])],
     env,
     clearEnv: true,
     // Not the repository: a developer's .env there must not leak into the test's environment.
