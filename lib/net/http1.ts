@@ -4,7 +4,7 @@
  *
  * Owns: encoding a request (origin-form target, `Host`, the caller's headers, `Content-Length`
  * framing; no `Connection` header, so the connection stays alive), reading the response head
- * (interim 1xx responses skipped, heads above 64 KiB refused), reading the body under the
+ * (up to 8 interim 1xx responses skipped, heads above 64 KiB refused), reading the body under the
  * caller's byte cap whatever its framing (`Content-Length`, chunked, or until the connection
  * closes; HTTP/1.0 answers too), and saying whether the connection can carry another request.
  * Every failure leaves the connection unusable: the pool closes it, so a body is always read
@@ -22,6 +22,8 @@ import { writeAll } from "./dial.ts";
 
 /** Response heads (status line and header fields) larger than this are refused. */
 export const MAX_HEAD_BYTES = 64 * 1024;
+/** Interim (1xx) responses skipped before the final one; more are refused. */
+const MAX_INTERIM = 8;
 /** Chunk-size and trailer lines longer than this are refused. */
 const MAX_LINE_BYTES = 8 * 1024;
 const INITIAL_BUFFER = 4 * 1024;
@@ -215,8 +217,9 @@ export class Http1Connection {
     }
     await writeAll(this.#conn, this.#buf.subarray(0, encoded.written));
     let head = await this.#readHead();
-    while (head.status < 200) {
+    for (let interim = 0; head.status < 200; interim++) {
       if (head.status === 101) throw protocolError(url, "unexpected protocol switch");
+      if (interim === MAX_INTERIM) throw protocolError(url, "too many interim responses");
       head = await this.#readHead();
     }
     const framing = this.#framing(head, options.method);
