@@ -5,7 +5,7 @@
  * request and its RSS; no assertions.
  *
  *   deno run -A scripts/bench_tokens.ts [--mode replayed|cold] [--seconds 10]
- *     [--connections 32] [--rounds 1] [--no-pin]
+ *     [--connections 32] [--rounds 1] [--no-pin] [--profile=<dir>]
  *
  * `--mode replayed` (default): one OpenID token replayed, verification is served from the
  * userinfo cache and room creation from the 5 s reuse window: the run measures the service's
@@ -15,12 +15,15 @@
  *
  * On a machine with two or more cores the service runs on core 0 (`taskset`) and this process
  * (the fakes) and `wrk` on core 1, so runs compare; `--no-pin` leaves scheduling alone.
+ * `--profile=<dir>` runs `main.ts` directly with the V8 inspector open and records a CPU profile
+ * and an allocation-sampling profile of round 1 (scripts/bench_profile.ts).
  *
  * @module
  */
 import { startFakeHomeserver } from "../tests/fakes/homeserver.ts";
 import { startFakeSfu } from "../tests/fakes/sfu.ts";
 import { baseEnv, freePort, spawnService } from "../tests/support/service.ts";
+import { startProfiling } from "./bench_profile.ts";
 
 const args = Deno.args;
 const opt = (name: string, def: number) => {
@@ -34,6 +37,8 @@ const modeAt = args.indexOf("--mode");
 const mode = modeAt >= 0 ? args[modeAt + 1] : "replayed";
 if (mode !== "replayed" && mode !== "cold") throw new RangeError("--mode replayed|cold");
 const pin = !args.includes("--no-pin") && navigator.hardwareConcurrency >= 2;
+const profileDir = args.find((a) => a.startsWith("--profile="))?.slice("--profile=".length);
+const inspectPort = profileDir ? freePort() : 0;
 
 async function taskset(args: string[]): Promise<void> {
   const out = await new Deno.Command("taskset", { args, stdout: "null" }).output();
@@ -61,6 +66,13 @@ const svc = await spawnService({
     LIVEKIT_RATE_LIMIT_USER_PER_SECOND: "0",
     LIVEKIT_RATE_LIMIT_SERVER_PER_SECOND: "0",
   },
+  // Profiling: main.ts straight under `deno run -A` (the launcher's V8 flags kept) with the
+  // inspector open.
+  ...(profileDir
+    ? {
+      direct: [`--inspect=127.0.0.1:${inspectPort}`, "--v8-flags=--max-semi-space-size=4"],
+    }
+    : {}),
 });
 const body = JSON.stringify({
   room_id: "!bench:example.com",
@@ -109,6 +121,7 @@ try {
   if (warm.status !== 200) throw new Error(`warm-up answered ${warm.status}: ${await warm.text()}`);
   await warm.body?.cancel();
   for (let round = 1; round <= rounds; round++) {
+    const profiling = profileDir && round === 1 ? await startProfiling(inspectPort) : undefined;
     const cpuBefore = await cpuMicros();
     const out = await new Deno.Command("wrk", {
       args: [
@@ -125,6 +138,11 @@ try {
     }).output();
     if (!out.success) throw new Error("wrk failed (apt-get install wrk)");
     const cpu = await cpuMicros() - cpuBefore;
+    if (profiling && profileDir) {
+      const { cpu: hot, alloc } = await profiling.stop(profileDir);
+      console.log(`self time (round 1, sampled):\n${hot.join("\n")}`);
+      console.log(`allocations (round 1, sampled):\n${alloc.join("\n")}`);
+    }
     const text = new TextDecoder().decode(out.stdout);
     console.log(text);
     const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN);

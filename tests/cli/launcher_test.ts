@@ -193,11 +193,22 @@ Deno.test("launcher: next to a bundle it runs the bundled files", async () => {
     await Deno.chmod(`${dir}/lk-jwt-service`, 0o755);
     await Deno.writeTextFile(
       `${dir}/lk-jwt-service-flags.js`,
-      'console.log("--allow-env=LIVEKIT_URL\\n--ignore-env");\n',
+      'console.log("--allow-env=LIVEKIT_URL\\n--ignore-env\\n--allow-net=127.0.0.1");\n',
     );
+    // Reports whether a request's signal stays quiet after its response (deno.json's
+    // "no-legacy-abort", which a bundle without deno.json must get as a flag).
     await Deno.writeTextFile(
       `${dir}/lk-jwt-service.js`,
-      'console.log(JSON.stringify(["service", Deno.env.get("LIVEKIT_URL"), ...Deno.args]));\n',
+      `let signal;
+const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+  signal = req.signal;
+  return new Response("x");
+});
+await (await fetch(\`http://127.0.0.1:\${server.addr.port}/\`)).text();
+await new Promise((r) => setTimeout(r, 50));
+await server.shutdown();
+console.log(JSON.stringify(["service", Deno.env.get("LIVEKIT_URL"), signal.aborted, ...Deno.args]));
+`,
     );
     await Deno.writeTextFile(
       `${dir}/lk-jwt-service-healthcheck.js`,
@@ -206,7 +217,7 @@ Deno.test("launcher: next to a bundle it runs the bundled files", async () => {
     const env = { LK_JWT_DENO: Deno.execPath(), LIVEKIT_URL: "wss://sfu" };
     const service = await run(["--version"], { command: `${dir}/lk-jwt-service`, env });
     assert.equal(service.code, 0, service.stderr);
-    assert.deepEqual(JSON.parse(service.stdout), ["service", "wss://sfu", "--version"]);
+    assert.deepEqual(JSON.parse(service.stdout), ["service", "wss://sfu", false, "--version"]);
     const health = await run(["healthcheck", "x"], { command: `${dir}/lk-jwt-service`, env });
     assert.equal(health.code, 0, health.stderr);
     assert.deepEqual(JSON.parse(health.stdout), ["healthcheck", "x"]);
