@@ -105,6 +105,8 @@ const MAX_BODY = 64 * 1024;
 const SUCCESS_TTL_MS = 10 * 60_000;
 const FAILURE_TTL_MS = 10_000;
 const USERINFO_PATH = "/_matrix/federation/v1/openid/userinfo";
+/** One strict decoder for every userinfo body (a decoder per answer was garbage on the cold path). */
+const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 type CacheEntry = { expiresAt: number; user?: UserId; error?: OpenIdError };
 
@@ -188,7 +190,7 @@ export function createOpenIdVerifier(opts: OpenIdVerifierOptions): OpenIdVerifie
   ): UserId {
     let doc: unknown;
     try {
-      doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));
+      doc = JSON.parse(STRICT_UTF8.decode(body));
     } catch {
       throw new OpenIdError("body", `userinfo answer from ${destination} is not JSON`, {
         serverName,
