@@ -1,5 +1,5 @@
 /**
- * The two RoomService request messages we send, and the one field we read from a response,
+ * The RoomService request messages we send, and the one field we read from a response,
  * encoded by hand (tokens-and-rooms.md §6.3).
  *
  * `@livekit/protocol`'s generated classes produce the same bytes (the tests compare them), but
@@ -51,6 +51,13 @@ export function encodeRoomParticipantIdentity(msg: { room: string; identity: str
   const out: number[] = [];
   stringField(out, 1, msg.room);
   stringField(out, 2, msg.identity);
+  return new Uint8Array(out);
+}
+
+/** `DeleteRoomRequest{room=1}`. */
+export function encodeDeleteRoomRequest(msg: { room: string }): Uint8Array {
+  const out: number[] = [];
+  stringField(out, 1, msg.room);
   return new Uint8Array(out);
 }
 

@@ -20,6 +20,7 @@ import { type AdminGrant, mintAdminToken } from "./jwt.ts";
 import {
   decodeRoomCreationTime,
   encodeCreateRoomRequest,
+  encodeDeleteRoomRequest,
   encodeRoomParticipantIdentity,
 } from "./protobuf.ts";
 
@@ -28,6 +29,8 @@ export const MAX_TWIRP_RESPONSE = 1024 * 1024;
 /** Whole-call deadlines (tokens-and-rooms.md §6.1). */
 export const CREATE_ROOM_TIMEOUT_MS = 10_000;
 export const GET_PARTICIPANT_TIMEOUT_MS = 5_000;
+/** Deadline of `RemoveParticipant` and `DeleteRoom`. */
+export const REMOVE_TIMEOUT_MS = 10_000;
 /** Room parameters of `CreateRoom` (tokens-and-rooms.md §6.5). */
 export const EMPTY_TIMEOUT_S = 300;
 export const DEPARTURE_TIMEOUT_S = 20;
@@ -72,6 +75,17 @@ export interface RoomService extends ParticipantLookup {
    */
   lastAccepted(): number | undefined;
   close(): void;
+  /**
+   * `RemoveParticipant` (membership enforcement, app-service.md §8): resolves `false` when the
+   * SFU answers `not_found` (already gone counts as done); other failures reject.
+   */
+  removeParticipant(
+    room: LiveKitRoomAlias,
+    identity: LiveKitIdentity,
+    signal?: AbortSignal,
+  ): Promise<boolean>;
+  /** `DeleteRoom` (app-service.md §8): `false` when the room does not exist; failures reject. */
+  deleteRoom(room: LiveKitRoomAlias, signal?: AbortSignal): Promise<boolean>;
 }
 
 /** Options of {@linkcode createRoomService}. */
@@ -260,5 +274,30 @@ export function createRoomService(options: RoomServiceOptions): RoomService {
     close() {
       client?.close();
     },
+    async removeParticipant(room, identity, signal) {
+      const body = encodeRoomParticipantIdentity({ room, identity });
+      const grant = { roomAdmin: true, room } as const;
+      return await notFoundIsFalse(
+        call("RemoveParticipant", grant, body, REMOVE_TIMEOUT_MS, signal),
+      );
+    },
+    async deleteRoom(room, signal) {
+      // LiveKit checks the create permission for DeleteRoom, not the room-admin one.
+      const body = encodeDeleteRoomRequest({ room });
+      const grant = { roomCreate: true } as const;
+      return await notFoundIsFalse(call("DeleteRoom", grant, body, REMOVE_TIMEOUT_MS, signal));
+    },
   };
+}
+
+async function notFoundIsFalse(pending: Promise<Uint8Array>): Promise<boolean> {
+  try {
+    await pending;
+    return true;
+  } catch (err) {
+    if (err instanceof TwirpError && err.kind === "status" && err.code === "not_found") {
+      return false;
+    }
+    throw err;
+  }
 }

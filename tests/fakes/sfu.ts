@@ -1,5 +1,6 @@
 /**
- * A fake LiveKit SFU: Twirp `CreateRoom` and `GetParticipant` with protobuf bodies on
+ * A fake LiveKit SFU: Twirp `CreateRoom`, `GetParticipant`, `RemoveParticipant` and `DeleteRoom`
+ * (the last two recorded in `removed` / `deleted`) with protobuf bodies on
  * 127.0.0.1:0, checking the admin token like LiveKit does, with scriptable presence and
  * failures, plus a webhook signer that produces what LiveKit sends to `/sfu_webhook`.
  *
@@ -7,7 +8,12 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { CreateRoomRequest, Room, RoomParticipantIdentity } from "@livekit/protocol";
+import {
+  CreateRoomRequest,
+  DeleteRoomRequest,
+  Room,
+  RoomParticipantIdentity,
+} from "@livekit/protocol";
 import { TokenVerifier } from "livekit-server-sdk";
 
 /** A recorded Twirp call. */
@@ -40,6 +46,10 @@ export interface FakeSfu {
   readonly present: Set<string>;
   /** Rooms that exist. */
   readonly rooms: Set<string>;
+  /** Successful `RemoveParticipant` calls, as `room/identity`, in order. */
+  readonly removed: string[];
+  /** Successful `DeleteRoom` calls, by room name, in order. */
+  readonly deleted: string[];
   /** Next responses override: status + body (Twirp JSON) or a delay. */
   failNext: Array<{ status: number; body: string; contentType?: string } | { delayMs: number }>;
   setPresent(room: string, identity: string, present: boolean): void;
@@ -62,6 +72,8 @@ export function startFakeSfu(options: FakeSfuOptions = {}): FakeSfu {
   const calls: SfuCall[] = [];
   const present = new Set<string>();
   const rooms = new Set<string>();
+  const removed: string[] = [];
+  const deleted: string[] = [];
   const state = { failNext: [] as FakeSfu["failNext"] };
 
   const server = Deno.serve({
@@ -123,6 +135,32 @@ export function startFakeSfu(options: FakeSfuOptions = {}): FakeSfu {
         headers: { "Content-Type": "application/protobuf" },
       });
     }
+    if (method === "RemoveParticipant") {
+      const msg = RoomParticipantIdentity.fromBinary(body);
+      call.room = msg.room;
+      call.identity = msg.identity;
+      if (call.grant?.roomAdmin !== true || call.grant?.room !== msg.room) {
+        return twirpError(403, "permission_denied", "no grant");
+      }
+      if (!present.delete(`${msg.room}/${msg.identity}`)) {
+        return twirpError(404, "not_found", "participant not found");
+      }
+      removed.push(`${msg.room}/${msg.identity}`);
+      return new Response(new Uint8Array(), {
+        headers: { "Content-Type": "application/protobuf" },
+      });
+    }
+    if (method === "DeleteRoom") {
+      const msg = DeleteRoomRequest.fromBinary(body);
+      call.room = msg.room;
+      if (call.grant?.roomCreate !== true) return twirpError(403, "permission_denied", "no grant");
+      if (!rooms.delete(msg.room)) return twirpError(404, "not_found", "room not found");
+      for (const key of [...present]) if (key.startsWith(`${msg.room}/`)) present.delete(key);
+      deleted.push(msg.room);
+      return new Response(new Uint8Array(), {
+        headers: { "Content-Type": "application/protobuf" },
+      });
+    }
     return twirpError(404, "bad_route", "unknown method");
   });
   const base = `http://127.0.0.1:${server.addr.port}${prefix}`;
@@ -132,6 +170,8 @@ export function startFakeSfu(options: FakeSfuOptions = {}): FakeSfu {
     calls,
     present,
     rooms,
+    removed,
+    deleted,
     get failNext() {
       return state.failNext;
     },
