@@ -2,7 +2,8 @@
  * App-service mode settings (app-service.md §2): the tokens shared with the homeserver, from the
  * registration YAML (`LIVEKIT_AS_REGISTRATION_FILE`) or from `LIVEKIT_AS_TOKEN` /
  * `LIVEKIT_HS_TOKEN` (each also `*_FROM_FILE`), the homeserver's server name, the registration
- * `id` for the ping check, and the metadata grant of app-service tokens.
+ * `id` for the ping check, the metadata grant of app-service tokens, and the period of the
+ * membership enforcement sweep (§8).
  *
  * The mode is on when the as_token, the hs_token and `LIVEKIT_HS_SERVER_NAME` are all non-empty;
  * some but not all is a startup error naming what is missing. The YAML parser is loaded only when
@@ -18,12 +19,15 @@
 import { Secret, type ServerName, serverName as toServerName } from "../ids.ts";
 import { isValidServerName } from "../matrix/server_name.ts";
 import type { ConfigNote } from "./config.ts";
-import { parseBoolean, quote } from "./parse.ts";
+import { parseBoolean, parseInteger, quote } from "./parse.ts";
 
 /** The scope Synapse requires for `is_joined` (MSC4502). */
 export const IS_JOINED_SCOPE = "urn:matrix:client:io.element.msc4502:rooms:is_joined";
 /** The only proxy prefix Synapse lets an application service claim (MSC4512). */
 export const PROXY_PREFIX = "rtc/livekit";
+/** Default and largest `LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS` (app-service.md §2, §8). */
+export const MEMBERSHIP_CHECK_DEFAULT_S = 30;
+export const MEMBERSHIP_CHECK_MAX_S = 86_400;
 
 /** A parsed YAML document (the `yaml` package's `parse`). */
 export type YamlParser = (text: string) => unknown;
@@ -53,6 +57,8 @@ export interface AppServiceConfig {
   registration: RegistrationFacts | undefined;
   /** `canUpdateOwnMetadata` of app-service tokens (`LIVEKIT_CAN_UPDATE_OWN_METADATA`). */
   canUpdateOwnMetadata: boolean;
+  /** Membership sweep period (`LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS`); 0 = no sweep. */
+  membershipCheckIntervalMs: number;
   /** Where the tokens came from, for the startup log (never the values). */
   source: string;
 }
@@ -229,6 +235,18 @@ export function parseAppService(
       problems.push(`LIVEKIT_CAN_UPDATE_OWN_METADATA must be true or false, got ${quote(rawMeta)}`);
     } else canUpdateOwnMetadata = b;
   }
+  let membershipCheckIntervalMs = MEMBERSHIP_CHECK_DEFAULT_S * 1000;
+  const rawCheck = get("LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS");
+  if (rawCheck !== "") {
+    const n = parseInteger(rawCheck);
+    if (n === undefined || n > MEMBERSHIP_CHECK_MAX_S) {
+      problems.push(
+        `LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS must be an integer between 0 and ${MEMBERSHIP_CHECK_MAX_S}, got ${
+          quote(rawCheck)
+        }`,
+      );
+    } else membershipCheckIntervalMs = n * 1000;
+  }
 
   const file = get("LIVEKIT_AS_REGISTRATION_FILE");
   let tokens: Tokens;
@@ -300,6 +318,7 @@ export function parseAppService(
     registrationFile: file === "" ? undefined : file,
     registration: tokens.registration,
     canUpdateOwnMetadata,
+    membershipCheckIntervalMs,
     source: tokens.source,
   };
 }

@@ -71,6 +71,20 @@ Deno.test("app-service config: off unless tokens and server name are all set", (
   assert.deepEqual(problems({ LIVEKIT_CAN_UPDATE_OWN_METADATA: "maybe" }), [
     'LIVEKIT_CAN_UPDATE_OWN_METADATA must be true or false, got "maybe"',
   ]);
+  for (const bad of ["-1", "86401", "5s", "1.5"]) {
+    assert.deepEqual(problems({ LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS: bad }), [
+      `LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS must be an integer between 0 and 86400, got "${bad}"`,
+    ]);
+  }
+});
+
+Deno.test("app-service config: membership sweep period, default 30 s, 0 turns it off (§2, §8)", () => {
+  const base = { LIVEKIT_AS_TOKEN: "a", LIVEKIT_HS_TOKEN: "b", LIVEKIT_HS_SERVER_NAME: "hs.test" };
+  assert.equal(load(base).config.appService!.membershipCheckIntervalMs, 30_000);
+  for (const [raw, ms] of [["0", 0], ["5", 5_000], ["86400", 86_400_000]] as const) {
+    const { config } = load({ ...base, LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS: raw });
+    assert.equal(config.appService!.membershipCheckIntervalMs, ms, raw);
+  }
 });
 
 Deno.test("app-service config: tokens from variables and files, trimmed; secrets masked", () => {
@@ -179,6 +193,7 @@ Deno.test("app-service config: the homeserver is a configured destination (permi
       "LIVEKIT_HS_SERVER_NAME",
       "LIVEKIT_AS_ID",
       "LIVEKIT_CAN_UPDATE_OWN_METADATA",
+      "LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS",
     ]
   ) assert.ok(envVar.split(/[=,]/).includes(name), name);
 
