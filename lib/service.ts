@@ -33,6 +33,8 @@ import {
   noTokenTracking,
   type TokenTracker,
 } from "./appservice/ports.ts";
+import type { MembershipEnforcer } from "./membership/enforcer.ts";
+import { startMembership } from "./membership/setup.ts";
 
 /** Multi-line banners of configuration.md §7. */
 export function startupBanners(config: Config): string[][] {
@@ -124,6 +126,7 @@ export async function startService(
     caCerts: config.extraCaCerts,
     metrics,
   });
+  let enforcer: MembershipEnforcer | undefined;
   const delegation = await startDelegation({
     config,
     outbound,
@@ -132,31 +135,47 @@ export async function startService(
     clock,
     log,
     metrics,
+    onWebhookEvent: (event) => enforcer?.webhook(event),
   });
 
   const now = () => clock.monotonic();
   let shuttingDown = false;
   const rooms = createRoomCreator(roomService, clock);
   let appService: AppServiceRoutes | undefined;
+  let tokens: TokenTracker | undefined;
   if (config.appService) {
+    const homeserver = createHomeserverClient({
+      outbound,
+      csApi,
+      appService: config.appService,
+      clock,
+      log: log.child({ component: "homeserver" }),
+      metrics,
+    });
+    if (!options.membership && !options.tokens) {
+      enforcer = startMembership({
+        config,
+        appService: config.appService,
+        homeserver,
+        sfu: roomService,
+        redis: delegation.redis,
+        clock,
+        log: log.child({ component: "membership" }),
+        metrics,
+      });
+    }
+    tokens = options.tokens ?? enforcer ?? noTokenTracking;
     appService = createAppServiceRoutes({
       config,
       appService: config.appService,
       clock,
       log: log.child({ component: "appservice" }),
       metrics,
-      homeserver: createHomeserverClient({
-        outbound,
-        csApi,
-        appService: config.appService,
-        clock,
-        log: log.child({ component: "homeserver" }),
-        metrics,
-      }),
+      homeserver,
       rooms,
       delegation,
-      membership: options.membership ?? ignoreMembershipEvents,
-      tokens: options.tokens ?? noTokenTracking,
+      membership: options.membership ?? enforcer ?? ignoreMembershipEvents,
+      tokens,
       shuttingDown: () => shuttingDown,
     });
   }
@@ -176,6 +195,7 @@ export async function startService(
     shuttingDown: () => shuttingDown,
     metrics,
     appService,
+    tokens,
   }, {
     "/readyz": createReadiness({
       clock,
@@ -208,6 +228,11 @@ export async function startService(
       ? `${config.appService.serverName} (tokens from ${config.appService.source})`
       : "off",
     CanUpdateOwnMetadata: config.appService ? config.appService.canUpdateOwnMetadata : undefined,
+    MembershipCheckInterval: !config.appService
+      ? undefined
+      : config.appService.membershipCheckIntervalMs === 0
+      ? "disabled"
+      : `${config.appService.membershipCheckIntervalMs / 1000}s`,
     Replica: config.replica
       ? `${delegation.status().replica?.id} (TTL ${config.replica.ttlMs} ms)`
       : "off (single instance)",
@@ -239,6 +264,11 @@ export async function startService(
         log.info("Shutting down");
         await server.drain();
         await metricsServer?.shutdown();
+        try {
+          await enforcer?.shutdown();
+        } catch (err) {
+          log.error("membership enforcement shutdown failed", { err: describeError(err) });
+        }
         try {
           await delegation.shutdown();
         } catch (err) {

@@ -58,4 +58,9 @@ export interface Delegation {
   shutdown(): Promise<void>;
   /** Live jobs by state, Redis state and whether the restore ran. */
   status(): DelegationStatus;
+  /**
+   * The Redis connection of the job store, when Redis is configured: membership enforcement
+   * keeps its hash on it (app-service.md §8). Closed by {@linkcode Delegation.shutdown}.
+   */
+  redis?: { command(args: string[]): Promise<unknown> };
 }

@@ -34,7 +34,7 @@ import type {
   Outbound,
   ParticipantLookup,
 } from "./ports.ts";
-import { createWebhookHandler } from "./webhook.ts";
+import { createWebhookHandler, type WebhookHandlerOptions } from "./webhook.ts";
 import { DelegationWatch } from "./watch.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 
@@ -57,6 +57,8 @@ export interface StartDelegationOptions {
   timerResolutionMs?: number;
   /** Delegation metrics (restarts, sends, retries, webhooks, Redis errors). */
   metrics?: ServiceMetrics;
+  /** Sees every verified webhook event (membership enforcement, app-service.md §8). */
+  onWebhookEvent?: WebhookHandlerOptions["observe"];
 }
 
 /**
@@ -210,6 +212,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
       return coordinator.forward(encodeField(room, identity), signal);
     },
     watch,
+    observe: options.onWebhookEvent,
   });
   watch.start();
 
@@ -217,6 +220,7 @@ export async function startDelegation(options: StartDelegationOptions): Promise<
   return {
     register: (req) => manager.register(req),
     handleWebhook: webhook,
+    redis: redis?.connection,
     shutdown() {
       stopping ??= (async () => {
         watch.stop();

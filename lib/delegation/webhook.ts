@@ -27,7 +27,12 @@ import type { Secret } from "../ids.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { JobSignal } from "./state_machine.ts";
 import type { DelegationWatch } from "./watch.ts";
-import { EventIdCache, parseWebhookEvent, signalForEvent } from "./webhook_events.ts";
+import {
+  EventIdCache,
+  parseWebhookEvent,
+  signalForEvent,
+  type WebhookEvent,
+} from "./webhook_events.ts";
 
 /** Clock skew tolerated on `exp` and `nbf`, in seconds. */
 export const WEBHOOK_LEEWAY_S = 60;
@@ -127,6 +132,11 @@ export interface WebhookHandlerOptions {
   deliver: (room: string, identity: string, signal: JobSignal) => void | Promise<boolean>;
   events?: EventIdCache;
   watch?: DelegationWatch;
+  /**
+   * Sees every verified, non-duplicate event (membership enforcement re-checks joins,
+   * app-service.md §8); must not block.
+   */
+  observe?: (event: WebhookEvent) => void;
 }
 
 /** Builds the complete `/sfu_webhook` handler. */
@@ -172,6 +182,11 @@ export function createWebhookHandler(
       log.debug("Duplicate webhook event ignored", { id: event.id, event: event.event });
       options.watch?.webhook(event.event, "duplicate");
       return new Response(null, { status: 200 });
+    }
+    try {
+      options.observe?.(event);
+    } catch (err) {
+      log.error("Webhook observer failed", { err: describeError(err) });
     }
     const signal = signalForEvent(event);
     if (signal) {

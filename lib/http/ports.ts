@@ -12,6 +12,7 @@ import type { RateLimiter } from "../policy/rate_limit.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import type { DelegationRequest } from "../delegation/ports.ts";
 import type { AppServiceRoutes } from "../appservice/routes.ts";
+import type { TokenTracker } from "../appservice/ports.ts";
 
 export type { DelegationRequest };
 
@@ -59,4 +60,9 @@ export interface AppDeps {
   shuttingDown: () => boolean;
   /** The app-service paths, when app-service mode is on (app-service.md §4). */
   appService?: AppServiceRoutes;
+  /**
+   * App-service mode: learns about tokens the standalone endpoints mint for users of
+   * `LIVEKIT_HS_SERVER_NAME`, so membership enforcement covers them too (app-service.md §8).
+   */
+  tokens?: TokenTracker;
 }

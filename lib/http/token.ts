@@ -129,6 +129,15 @@ export async function handleToken(
       });
     }
   }
+  if (deps.tokens && server === deps.config.appService?.serverName) {
+    deps.tokens.tokenIssued({
+      roomId: msc ? msc.roomId : body.room!,
+      user,
+      room,
+      identity,
+      local: true,
+    });
+  }
   return jsonResponse({ url: deps.config.livekitUrl, jwt });
 }
 

@@ -239,6 +239,45 @@ export class ServiceMetrics {
       [],
     ),
   );
+  readonly membershipChecks = this.registry.register(
+    new Counter(
+      "lk_jwt_membership_checks_total",
+      "Membership enforcement: is_joined checks by trigger (join, push, sweep) and result " +
+        "(joined, not_joined, error).",
+      ["source", "result"] as const,
+    ),
+  );
+  readonly membershipRemovals = this.registry.register(
+    new Counter(
+      "lk_jwt_membership_removals_total",
+      "Membership enforcement: participants removed from the SFU (RemoveParticipant) by reason " +
+        "(join, push, sweep).",
+      ["reason"] as const,
+    ),
+  );
+  readonly membershipRoomsDeleted = this.registry.register(
+    new Counter(
+      "lk_jwt_membership_rooms_deleted_total",
+      "Membership enforcement: LiveKit rooms deleted because the homeserver left the Matrix " +
+        "room, by trigger (push, sweep).",
+      ["reason"] as const,
+    ),
+  );
+  readonly membershipFailures = this.registry.register(
+    new Counter(
+      "lk_jwt_membership_failures_total",
+      "Membership enforcement: failed steps (is_joined, remove_participant, delete_room, " +
+        "redis); nobody is removed on a failed check.",
+      ["op"] as const,
+    ),
+  );
+  readonly membershipTracked = this.registry.register(
+    new Gauge(
+      "lk_jwt_membership_tracked",
+      "Membership enforcement: tracked participants by state (waiting, connected).",
+      ["state"] as const,
+    ),
+  );
   readonly buildInfo = this.registry.register(
     new Gauge("lk_jwt_build_info", "Build information (always 1).", ["version"] as const),
   );

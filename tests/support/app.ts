@@ -33,6 +33,8 @@ export interface AppOptions {
   registerError?: ApiError;
   shuttingDown?: boolean;
   extra?: ExtraRoutes;
+  /** Learns about standalone tokens for users of `LIVEKIT_HS_SERVER_NAME` (app-service.md §8). */
+  tokens?: AppDeps["tokens"];
   /** App-service routes built from the harness's own stand-ins (app-service.md). */
   appService?: (
     parts: Pick<AppDeps, "config" | "clock" | "metrics" | "rooms" | "delegation">,
@@ -111,6 +113,7 @@ export function testApp(options: AppOptions = {}): TestApp {
     },
     shuttingDown: () => options.shuttingDown ?? false,
     metrics,
+    tokens: options.tokens,
   };
   deps.appService = options.appService?.(deps);
   const handler = createHandler(deps, options.extra);
