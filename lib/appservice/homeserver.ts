@@ -11,8 +11,9 @@
  *
  * `is_joined`: concurrent identical questions share one call; a `true` answer is reused for at
  * most {@linkcode IS_JOINED_CACHE_MS}, a `false` one never (a user who just joined must not be
- * refused). {@linkcode HomeserverClient.forgetJoined} drops cached answers (membership
- * enforcement calls it when it sees a leave).
+ * refused). {@linkcode HomeserverClient.forgetJoined} drops cached answers; a `fresh` question
+ * uses neither the cache nor a question already in flight (membership enforcement asks afresh
+ * when it has just seen a membership change, app-service.md §8).
  *
  * Answers that mean "Synapse is not set up for this service" — a `403` for the missing
  * `io.element.msc4502.scopes` entry, an `M_UNRECOGNIZED` for a disabled experimental feature,
@@ -94,7 +95,16 @@ export interface RelayAnswer {
 
 /** The client. */
 export interface HomeserverClient {
-  isJoined(roomId: string, who: JoinedQuery, signal?: AbortSignal): Promise<boolean>;
+  /**
+   * `options.fresh`: neither a cached answer nor a question already in flight is used (a
+   * membership change was just seen, app-service.md §8); the answer still refreshes the cache.
+   */
+  isJoined(
+    roomId: string,
+    who: JoinedQuery,
+    signal?: AbortSignal,
+    options?: { fresh?: boolean },
+  ): Promise<boolean>;
   /** Drops cached `true` answers for a room (and one user, or every user and server). */
   forgetJoined(roomId: string, mxid?: string): void;
   /** The user's own pending delayed event, or undefined when the homeserver answers 404. */
@@ -329,8 +339,18 @@ export function createHomeserverClient(options: HomeserverClientOptions): Homese
   }
 
   return {
-    isJoined(roomId, who, signal) {
+    isJoined(roomId, who, signal, options) {
       const key = joinedKey(roomId, who);
+      if (options?.fresh) {
+        joinedCache.delete(key);
+        metrics?.isJoinedCache.inc({ result: "miss" });
+        const asked = clock.monotonic();
+        const fresh = askJoined(roomId, who).then((joined) => {
+          if (joined) joinedCache.set(key, asked + IS_JOINED_CACHE_MS);
+          return joined;
+        });
+        return raceSignal(fresh, signal);
+      }
       const until = joinedCache.get(key);
       if (until !== undefined && clock.monotonic() < until) {
         metrics?.isJoinedCache.inc({ result: "hit" });

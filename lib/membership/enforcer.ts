@@ -72,7 +72,7 @@ export type CheckSource = "join" | "push" | "sweep";
 export interface MembershipOptions {
   /** `LIVEKIT_HS_SERVER_NAME`. */
   serverName: string;
-  homeserver: Pick<HomeserverClient, "isJoined" | "forgetJoined">;
+  homeserver: Pick<HomeserverClient, "isJoined">;
   sfu: SfuActions;
   clock: Clock;
   log: Logger;
@@ -214,19 +214,18 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   }
 
   async #onLeaves(roomId: string, users: string[]): Promise<void> {
-    let local = false;
+    // A local user's leave may have been the homeserver's last: then the whole room goes.
+    if (users.some((user) => serverOf(user) === this.#o.serverName)) {
+      if (await this.#checkServer(roomId, "push")) return;
+    }
     await Promise.all(users.map(async (user) => {
-      if (serverOf(user) === this.#o.serverName) local = true;
       if (!this.#connectedOf(roomId, user).length) return;
-      this.#o.homeserver.forgetJoined(roomId, user);
       const joined = await this.#check(roomId, { mxid: user }, "push");
       if (joined === false) await this.#removeUser(roomId, user, "push");
     }));
-    if (local) await this.#checkServer(roomId, "push");
   }
 
   async #checkOnJoin(p: TrackedParticipant): Promise<void> {
-    this.#o.homeserver.forgetJoined(p.roomId, p.user);
     const joined = await this.#check(p.roomId, { mxid: p.user }, "join");
     if (joined === false) await this.#remove(p, "join");
   }
@@ -276,8 +275,9 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   ): Promise<boolean | undefined> {
     const m = this.#o.metrics;
     try {
+      // Enforcement looks for changes: never a cached answer or an earlier question's.
       const joined = await this.#limiter.run(() =>
-        this.#o.homeserver.isJoined(roomId, who, this.#stop.signal)
+        this.#o.homeserver.isJoined(roomId, who, this.#stop.signal, { fresh: true })
       );
       m?.membershipChecks.inc({ source, result: joined ? "joined" : "not_joined" });
       return joined;
@@ -300,7 +300,6 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
    * Matrix room are deleted. Resolves true when they were.
    */
   async #checkServer(roomId: string, reason: "push" | "sweep"): Promise<boolean> {
-    this.#o.homeserver.forgetJoined(roomId);
     const joined = await this.#check(roomId, { serverName: this.#o.serverName }, reason);
     if (joined !== false) return false;
     const connected = this.#tracked.inRoom(roomId).filter((p) => p.state === "connected");

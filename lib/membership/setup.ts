@@ -20,7 +20,7 @@ import { ParticipantStore, type RedisCommands } from "./store.ts";
 export interface StartMembershipOptions {
   config: Pick<Config, "jwtValiditySeconds">;
   appService: Pick<AppServiceConfig, "serverName" | "membershipCheckIntervalMs">;
-  homeserver: Pick<HomeserverClient, "isJoined" | "forgetJoined">;
+  homeserver: Pick<HomeserverClient, "isJoined">;
   sfu: SfuActions;
   /** The job store's Redis connection, when Redis is configured. */
   redis?: RedisCommands;

@@ -48,8 +48,8 @@ export interface Enforcement {
   issue(user: string, memberId: string, roomId?: string): Promise<Holder>;
   /** The participant appears on the SFU and the SFU tells the service. */
   join(h: Holder): Promise<void>;
-  /** The SFU reports a leave. */
-  leave(h: Holder): Promise<void>;
+  /** The SFU reports a leave (`CLIENT_INITIATED`, or the given reason). */
+  leave(h: Holder, reason?: string): Promise<void>;
   /** Synapse pushes a transaction. */
   push(txnId: string, events: unknown[]): Promise<void>;
   restart(env?: Record<string, string>): Promise<void>;
@@ -136,9 +136,9 @@ export async function startEnforcement(env: Record<string, string> = {}): Promis
       sfu.setPresent(h.room, h.identity, true);
       await webhook("participant_joined", h);
     },
-    async leave(h) {
+    async leave(h, reason = "CLIENT_INITIATED") {
       sfu.setPresent(h.room, h.identity, false);
-      await webhook("participant_left", h, { disconnectReason: "CLIENT_INITIATED" });
+      await webhook("participant_left", h, { disconnectReason: reason });
     },
     async push(txnId, events) {
       const res = await asClient(svc.url, {

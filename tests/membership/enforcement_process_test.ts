@@ -69,7 +69,12 @@ Deno.test("membership: leave, kick and ban pushed by the homeserver remove the u
     await e.join(rita);
     e.hs.joined.delete(`${ROOM}|${REMOTE}`);
     await e.push("t-ban", [memberEvent(REMOTE, "ban", { sender: ADMIN })]);
-    await until(() => e.sfu.removed.includes(rita.key), "banned remote user removed");
+    await until(() => e.sfu.removed.includes(rita.key), "banned remote user removed").catch(
+      (err) => {
+        console.log(e.svc.logs());
+        throw err;
+      },
+    );
 
     // The admin stays; no room was deleted (the homeserver is still in the room).
     assert.equal(e.sfu.removed.includes(admin.key), false);
@@ -142,7 +147,16 @@ Deno.test("membership: the last local user's pushed leave deletes the LiveKit ro
 });
 
 Deno.test("membership: a join with an old token is re-checked and removed; waiting holders are untouched", async () => {
-  const e = await startEnforcement({ LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS: "1" });
+  const metricsPort = freePort();
+  const e = await startEnforcement({
+    LIVEKIT_MEMBERSHIP_CHECK_INTERVAL_SECONDS: "1",
+    LIVEKIT_METRICS_BIND: `127.0.0.1:${metricsPort}`,
+  });
+  const sweepChecks = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return [...text.matchAll(/^lk_jwt_membership_checks_total\{source="sweep",[^}]*\} (\d+)$/gm)]
+      .reduce((n, m) => n + Number(m[1]), 0);
+  };
   try {
     for (const u of [ALICE, BOB, ADMIN]) e.hs.join(ROOM, u);
     const alice = await e.issue(ALICE, "a1");
@@ -160,8 +174,12 @@ Deno.test("membership: a join with an old token is re-checked and removed; waiti
     await until(() => e.sfu.removed.includes(alice.key), "alice removed on join");
     await e.svc.waitForLog(/Removed a participant.*reason=join/);
     // Two sweeps (server and admin checks each) later Bob is still not touched.
-    const sweeps = isJoinedCalls(e);
-    await until(() => isJoinedCalls(e) >= sweeps + 4, "two more sweeps");
+    const sweeps = await sweepChecks();
+    const deadline = Date.now() + 10_000;
+    while ((await sweepChecks()) < sweeps + 4) {
+      assert.ok(Date.now() < deadline, "two more sweeps");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.equal(
       e.sfu.calls.some((c) => c.method === "RemoveParticipant" && c.identity === bob.identity),
       false,
@@ -262,5 +280,38 @@ Deno.test("membership: after a restart with Redis the tracked participants are s
   } finally {
     await e.close();
     await redis.dispose();
+  }
+});
+
+Deno.test("membership: the delegation job of a removed participant sends its leave event", async () => {
+  const e = await startEnforcement();
+  try {
+    e.hs.join(ROOM, ALICE);
+    const alice = await e.issue(ALICE, "a1");
+    e.hs.delayedEvents.set("syd_kick", { roomId: ROOM, delayMs: 30_000, owner: ALICE });
+    const { asClient } = await import("../fakes/synapse_as.ts");
+    const delegate = await asClient(e.svc.url, {
+      path: "/_matrix/client/v1/rtc/livekit/delegate_delayed_leave",
+      hsToken: e.hs.hsToken,
+      user: ALICE,
+      body: {
+        url: e.sfu.wsUrl,
+        room_id: ROOM,
+        slot_id: "m.call#ROOM",
+        member_id: "a1",
+        delay_id: "syd_kick",
+      },
+    });
+    assert.equal(delegate.status, 200, delegate.text);
+    await e.join(alice);
+    await until(() => e.hs.delayed.count("syd_kick", "restart") >= 1, "the job restarts");
+    e.hs.joined.delete(`${ROOM}|${ALICE}`);
+    await e.push("t-kick", [memberEvent(ALICE, "leave", { sender: ADMIN })]);
+    await until(() => e.sfu.removed.includes(alice.key), "removed");
+    // What LiveKit sends after RemoveParticipant.
+    await e.leave(alice, "PARTICIPANT_REMOVED");
+    await until(() => e.hs.delayed.count("syd_kick", "send") === 1, "the leave event sent");
+  } finally {
+    await e.close();
   }
 });
