@@ -104,6 +104,10 @@ start_synapse() {
   mkdir -p "$dir/media"
   sed "s|@RUN@|$RUN|g" "$config" >"$dir/homeserver.yaml"
   sed "s|@RUN@|$RUN|g" "$E2E/config/appservice-$name.yaml.in" >"$RUN/appservice-$name.yaml"
+  # Homeserver A also has a registration without push (the sweep-only membership scenario).
+  if [ "$name" = a ]; then
+    cp "$E2E/config/appservice-a-nopush.yaml.in" "$RUN/appservice-a-nopush.yaml"
+  fi
   if [ -f "$template/homeserver.db" ]; then
     # Schema-only database of an earlier run: skips the 20–90 s of first-start migrations.
     cp "$template"/homeserver.db* "$template/signing.key" "$dir/"

@@ -109,6 +109,20 @@ export class MatrixUser {
     });
   }
 
+  /** Kicks `userId` from `roomId` (needs the kick power level, e.g. as the room's creator). */
+  async kick(roomId: string, userId: string, reason?: string): Promise<void> {
+    await this.#call("kick", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/kick`, {
+      body: { user_id: userId, ...(reason === undefined ? {} : { reason }) },
+    });
+  }
+
+  /** Bans `userId` (possibly of another homeserver) from `roomId`. */
+  async ban(roomId: string, userId: string, reason?: string): Promise<void> {
+    await this.#call("ban", `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, {
+      body: { user_id: userId, ...(reason === undefined ? {} : { reason }) },
+    });
+  }
+
   /** The members the homeserver sees joined in `roomId`. */
   async joinedMembers(roomId: string): Promise<string[]> {
     const res = await this.#call<{ joined: Record<string, unknown> }>(
