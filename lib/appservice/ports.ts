@@ -1,7 +1,8 @@
 /**
- * The seams membership enforcement (app-service.md §8) plugs into. App-service mode hands the
- * events of each homeserver transaction to a {@linkcode MembershipSink} and reports every token
- * it issues to a {@linkcode TokenTracker}; both do nothing until enforcement exists.
+ * The seams membership enforcement (app-service.md §8, `lib/membership/`) plugs into. App-service
+ * mode hands the events of each homeserver transaction to a {@linkcode MembershipSink} and reports
+ * every token it issues to a {@linkcode TokenTracker}. The no-op implementations below are for
+ * tests that leave enforcement out.
  *
  * @module
  */
@@ -41,10 +42,10 @@ export interface TokenTracker {
   tokenIssued(token: IssuedToken): void;
 }
 
-/** Until membership enforcement exists: events are accepted and dropped. */
+/** Without membership enforcement: events are accepted and dropped. */
 export const ignoreMembershipEvents: MembershipSink = {
   handleEvents: () => Promise.resolve(),
 };
 
-/** Until membership enforcement exists: issued tokens are not tracked. */
+/** Without membership enforcement: issued tokens are not tracked. */
 export const noTokenTracking: TokenTracker = { tokenIssued: () => {} };

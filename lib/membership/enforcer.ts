@@ -29,7 +29,6 @@
  * @module
  */
 import type { Clock, Timer } from "../clock.ts";
-import type { LiveKitIdentity, LiveKitRoomAlias } from "../ids.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import type { HomeserverClient, JoinedQuery } from "../appservice/homeserver.ts";
@@ -39,24 +38,17 @@ import type {
   TokenTracker,
   TransactionEvent,
 } from "../appservice/ports.ts";
-import { Limiter, withRetry } from "./actions.ts";
+import { Limiter } from "./actions.ts";
+import { type CheckSource, type SfuActions, SfuRemovals } from "./removals.ts";
 import type { ParticipantStore } from "./store.ts";
-import { participantKey, type TrackedParticipant, TrackedParticipants } from "./tracked.ts";
+import { type TrackedParticipant, TrackedParticipants } from "./tracked.ts";
+
+export type { CheckSource, SfuActions } from "./removals.ts";
 
 /** Concurrent `is_joined` checks of one sweep (and of all pushes together). */
 export const CHECK_CONCURRENCY = 8;
 /** How long shutdown waits for running removals. */
 const SHUTDOWN_WAIT_MS = 2_000;
-
-/** What enforcement asks the SFU to do. */
-export interface SfuActions {
-  removeParticipant(
-    room: LiveKitRoomAlias,
-    identity: LiveKitIdentity,
-    signal?: AbortSignal,
-  ): Promise<boolean>;
-  deleteRoom(room: LiveKitRoomAlias, signal?: AbortSignal): Promise<boolean>;
-}
 
 /** A participant event of the SFU webhook, as far as enforcement needs it. */
 export interface SfuParticipantEvent {
@@ -64,9 +56,6 @@ export interface SfuParticipantEvent {
   room: string;
   identity: string;
 }
-
-/** What triggered a check. */
-export type CheckSource = "join" | "push" | "sweep";
 
 /** Options of {@linkcode MembershipEnforcer}. */
 export interface MembershipOptions {
@@ -105,8 +94,7 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   readonly #limiter: Limiter;
   readonly #stop = new AbortController();
   readonly #tasks = new Set<Promise<void>>();
-  /** SFU keys with a removal in flight (one removal per participant at a time). */
-  readonly #removing = new Set<string>();
+  readonly #removals: SfuRemovals;
   #timer: Timer | undefined;
   #sweeping: Promise<void> | undefined;
 
@@ -114,6 +102,13 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
     this.#o = options;
     this.#tracked = new TrackedParticipants(options.maxTracked);
     this.#limiter = new Limiter(options.concurrency ?? CHECK_CONCURRENCY);
+    this.#removals = new SfuRemovals({
+      sfu: options.sfu,
+      clock: options.clock,
+      log: options.log,
+      metrics: options.metrics,
+      signal: this.#stop.signal,
+    });
     const gauge = options.metrics?.membershipTracked;
     if (gauge) {
       gauge.collect = (g) => {
@@ -311,18 +306,8 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
       reason,
     });
     await Promise.all([...rooms].map(async (room) => {
-      try {
-        const existed = await withRetry(() => this.#o.sfu.deleteRoom(room, this.#stop.signal), {
-          clock: this.#o.clock,
-          signal: this.#stop.signal,
-        });
-        if (existed) this.#o.metrics?.membershipRoomsDeleted.inc({ reason });
-        for (const p of connected) if (p.room === room) this.#leftSfu(p.room, p.identity);
-      } catch (err) {
-        if (this.#stop.signal.aborted) return;
-        this.#o.metrics?.membershipFailures.inc({ op: "delete_room" });
-        this.#o.log.error("Could not delete a LiveKit room", { room, err: describeError(err) });
-      }
+      if (!(await this.#removals.room(room, reason))) return;
+      for (const p of connected) if (p.room === room) this.#leftSfu(p.room, p.identity);
     }));
     return true;
   }
@@ -336,36 +321,7 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   }
 
   async #remove(p: TrackedParticipant, reason: CheckSource): Promise<void> {
-    const key = participantKey(p.room, p.identity);
-    if (this.#removing.has(key)) return;
-    this.#removing.add(key);
-    try {
-      const present = await withRetry(
-        () => this.#o.sfu.removeParticipant(p.room, p.identity, this.#stop.signal),
-        { clock: this.#o.clock, signal: this.#stop.signal },
-      );
-      if (present) this.#o.metrics?.membershipRemovals.inc({ reason });
-      this.#o.log.info("Removed a participant whose user is not joined to the room", {
-        room_id: p.roomId,
-        user_id: p.user,
-        room: p.room,
-        identity: p.identity,
-        reason,
-        present,
-      });
-      this.#leftSfu(p.room, p.identity);
-    } catch (err) {
-      if (this.#stop.signal.aborted) return;
-      this.#o.metrics?.membershipFailures.inc({ op: "remove_participant" });
-      this.#o.log.error("Could not remove a participant from the SFU", {
-        room: p.room,
-        identity: p.identity,
-        reason,
-        err: describeError(err),
-      });
-    } finally {
-      this.#removing.delete(key);
-    }
+    if (await this.#removals.participant(p, reason)) this.#leftSfu(p.room, p.identity);
   }
 
   // --- housekeeping -------------------------------------------------------------------------
