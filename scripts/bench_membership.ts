@@ -12,7 +12,9 @@
  *    and reports how long it took and the calls per second.
  * 3. Kicks `--kicks` users in one pushed transaction and reports the time until the fake SFU has
  *    recorded every `RemoveParticipant`.
- * 4. Resident memory before and after tracking (from the metrics endpoint).
+ * 4. Resident memory of the service before and after (from the metrics endpoint; the growth is
+ *    mostly connection buffers of the run), and, in this process, the heap taken per tracked
+ *    entry by 100 000 entries.
  *
  * @module
  */
@@ -21,7 +23,8 @@ import { asClient, startFakeSynapseAs } from "../tests/fakes/synapse_as.ts";
 import { baseEnv, freePort, spawnService } from "../tests/support/service.ts";
 import { signWebhook } from "../tests/fakes/sfu.ts";
 import { memberIdentity, roomAlias } from "../lib/livekit/names.ts";
-import { userId } from "../lib/ids.ts";
+import { type LiveKitIdentity, userId } from "../lib/ids.ts";
+import { TrackedParticipants } from "../lib/membership/tracked.ts";
 
 const args = Deno.args;
 const opt = (name: string, def: number) => {
@@ -72,6 +75,26 @@ async function until(cond: () => boolean, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error("timed out");
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** Heap growth per entry of a full {@linkcode TrackedParticipants}. */
+function heapPerEntry(): number {
+  const n = 100_000;
+  const tracked = new TrackedParticipants(n);
+  const before = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < n; i++) {
+    const user = userId(`@user-${i}:example.com`);
+    tracked.put({
+      roomId: `!room-${Math.floor(i / 5)}:example.com`,
+      user,
+      room: roomAlias(`!room-${Math.floor(i / 5)}:example.com`, "m.call#ROOM"),
+      identity: memberIdentity(user, `member-${i}`) as LiveKitIdentity,
+      state: "connected",
+      expiresAt: Date.now(),
+    });
+  }
+  const grown = Deno.memoryUsage().heapUsed - before;
+  return tracked.size === n ? Math.round(grown / n) : NaN;
 }
 
 try {
@@ -176,9 +199,10 @@ try {
       `${kicks} removed after ${kickS.toFixed(2)} s`,
   );
   console.log(
-    `resident memory: ${rssIdle.toFixed(1)} MiB idle, ${rssTracked.toFixed(1)} MiB with ` +
-      `${participants} tracked`,
+    `service resident memory: ${rssIdle.toFixed(1)} MiB idle, ${rssTracked.toFixed(1)} MiB ` +
+      `after issuing and joining ${participants}`,
   );
+  console.log(`heap per tracked entry (100 000 entries, in process): ${heapPerEntry()} bytes`);
 } finally {
   await svc.stop();
   await hs.close();

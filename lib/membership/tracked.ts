@@ -18,7 +18,7 @@
  */
 import type { LiveKitIdentity, LiveKitRoomAlias, UserId } from "../ids.ts";
 
-/** Most entries held (each about 300 bytes). */
+/** Most entries held (about 570 bytes each, so about 55 MiB when full; scripts/bench_membership.ts). */
 export const MAX_TRACKED = 100_000;
 
 /** Where a tracked participant is. */
