@@ -75,6 +75,11 @@ export interface MembershipOptions {
   >;
   /** Redis persistence (`lk-jwt:participants`); undefined = memory only. */
   store?: ParticipantStore;
+  /**
+   * Several replicas write the hash: read it at every sweep, not only at start, so entries of
+   * tokens issued elsewhere are enforced here too.
+   */
+  sharedStore?: boolean;
   /** Sweep period in ms; 0 = no sweep. */
   intervalMs: number;
   /** Validity of issued tokens (`LIVEKIT_JWT_VALIDITY_SECONDS`) in ms. */
@@ -96,6 +101,8 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   readonly #tasks = new Set<Promise<void>>();
   readonly #removals: SfuRemovals;
   #timer: Timer | undefined;
+  /** Whether the stored entries were read once. */
+  #loaded = false;
   #sweeping: Promise<void> | undefined;
 
   constructor(options: MembershipOptions) {
@@ -230,7 +237,8 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
     this.#sweeping ??= (async () => {
       try {
         this.#forgetExpired();
-        await this.#merge("sweep");
+        // A single instance reads the hash again only while the read at start has not succeeded.
+        if (this.#o.sharedStore || !this.#loaded) await this.#merge("sweep");
         await Promise.all(this.#tracked.roomIds().map((roomId) => this.#sweepRoom(roomId)));
       } finally {
         this.#sweeping = undefined;
@@ -343,6 +351,7 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
     let stored: TrackedParticipant[];
     try {
       stored = await store.loadAll();
+      this.#loaded = true;
     } catch (err) {
       this.#o.metrics?.membershipFailures.inc({ op: "redis" });
       this.#o.log.warn("Could not read tracked participants from Redis", {

@@ -2,8 +2,9 @@
  * Wiring of membership enforcement (app-service.md §8) in app-service mode: the enforcer, its
  * Redis hash on the job store's connection when Redis is configured, and the sweep timer.
  *
- * With several replicas on one Redis (replicas.md) every replica reads the whole hash at each
- * sweep and so checks every tracked room: checks are repeated per replica, and removals are
+ * A single instance reads the hash once at start. With several replicas on one Redis
+ * (`LIVEKIT_REPLICAS=true`, replicas.md) every replica reads the whole hash at each sweep and so
+ * checks every tracked room: checks are repeated per replica, and removals are
  * idempotent ("not found" is success), which is cheaper than coordinating who sweeps what.
  *
  * @module
@@ -18,7 +19,7 @@ import { ParticipantStore, type RedisCommands } from "./store.ts";
 
 /** Options of {@linkcode startMembership}. */
 export interface StartMembershipOptions {
-  config: Pick<Config, "jwtValiditySeconds">;
+  config: Pick<Config, "jwtValiditySeconds" | "replica">;
   appService: Pick<AppServiceConfig, "serverName" | "membershipCheckIntervalMs">;
   homeserver: Pick<HomeserverClient, "isJoined">;
   sfu: SfuActions;
@@ -45,6 +46,7 @@ export function startMembership(options: StartMembershipOptions): MembershipEnfo
         onError: () => metrics?.membershipFailures.inc({ op: "redis" }),
       })
       : undefined,
+    sharedStore: options.config.replica !== undefined,
     intervalMs: options.appService.membershipCheckIntervalMs,
     tokenValidityMs: options.config.jwtValiditySeconds * 1000,
   });

@@ -196,3 +196,48 @@ Deno.test("limiter: at most n at once", async () => {
     })));
   assert.equal(peak, 2);
 });
+
+Deno.test("enforcer: the hash is read at start, again only while that failed (or with replicas)", async () => {
+  for (const shared of [false, true]) {
+    let reads = 0;
+    let down = true;
+    const other = {
+      roomId: ROOM_ID,
+      user: ALICE,
+      room: LK,
+      identity: "from-elsewhere" as LiveKitIdentity,
+      state: "connected" as const,
+      expiresAt: 1,
+    };
+    const store = new ParticipantStore({
+      command(args) {
+        if (args[0] !== "HGETALL") return Promise.resolve(1);
+        reads++;
+        if (down) return Promise.reject(new Error("Redis down"));
+        return Promise.resolve([encodeField(other.room, other.identity), encodeParticipant(other)]);
+      },
+    }, { log: silentLogger });
+    const enforcer = new MembershipEnforcer({
+      serverName: "hs.test",
+      homeserver: { isJoined: () => Promise.resolve(true) },
+      sfu: {
+        removeParticipant: () => Promise.resolve(true),
+        deleteRoom: () => Promise.resolve(true),
+      },
+      clock: new ManualClock(),
+      log: silentLogger,
+      store,
+      sharedStore: shared,
+      intervalMs: 0,
+      tokenValidityMs: 60_000,
+    });
+    await enforcer.start();
+    assert.equal(enforcer.tracked.size, 0);
+    down = false;
+    await enforcer.sweep();
+    assert.equal(enforcer.tracked.get(LK, "from-elsewhere")?.state, "connected", "read at a sweep");
+    await enforcer.sweep();
+    assert.equal(reads, shared ? 3 : 2, shared ? "every sweep" : "not again once read");
+    await enforcer.shutdown();
+  }
+});
