@@ -6,21 +6,15 @@
  * @module
  */
 import type { Clock } from "../clock.ts";
-import type { LiveKitIdentity, LiveKitRoomAlias } from "../ids.ts";
+import type { LiveKitRoomAlias } from "../ids.ts";
+import type { RoomService } from "../livekit/room_service.ts";
 import { describeError, type Logger } from "../log.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import { withRetry } from "./actions.ts";
 import { participantKey, type TrackedParticipant } from "./tracked.ts";
 
 /** What enforcement asks the SFU to do (`lib/livekit/room_service.ts`). */
-export interface SfuActions {
-  removeParticipant(
-    room: LiveKitRoomAlias,
-    identity: LiveKitIdentity,
-    signal?: AbortSignal,
-  ): Promise<boolean>;
-  deleteRoom(room: LiveKitRoomAlias, signal?: AbortSignal): Promise<boolean>;
-}
+export type SfuActions = Pick<RoomService, "removeParticipant" | "deleteRoom">;
 
 /** What triggered a check (and so a removal). */
 export type CheckSource = "join" | "push" | "sweep";

@@ -206,3 +206,27 @@ export function signWebhook(
   const input = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
   return `${input}.${createHmac("sha256", options.secret).update(input).digest("base64url")}`;
 }
+
+/**
+ * POSTs `body` to the service's `/sfu_webhook` signed as LiveKit would sign it now, and answers
+ * the status (the body is discarded).
+ */
+export async function postSignedWebhook(
+  serviceUrl: string,
+  body: string,
+  credentials: { key: string; secret: string },
+): Promise<number> {
+  const res = await fetch(`${serviceUrl}/sfu_webhook`, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/webhook+json",
+      Authorization: signWebhook(body, {
+        ...credentials,
+        nowSeconds: Math.floor(Date.now() / 1000),
+      }),
+    },
+    body,
+  });
+  await res.body?.cancel();
+  return res.status;
+}

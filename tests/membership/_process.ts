@@ -6,7 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { type FakeSfu, signWebhook, startFakeSfu } from "../fakes/sfu.ts";
+import { type FakeSfu, postSignedWebhook, startFakeSfu } from "../fakes/sfu.ts";
 import { asClient, type FakeSynapseAs, startFakeSynapseAs } from "../fakes/synapse_as.ts";
 import { baseEnv, type ServiceProcess, spawnService } from "../support/service.ts";
 import { memberIdentity, roomAlias } from "../../lib/livekit/names.ts";
@@ -97,20 +97,7 @@ export async function startEnforcement(env: Record<string, string> = {}): Promis
       room: { name: h.room },
       participant: { identity: h.identity, ...extra },
     });
-    const res = await fetch(`${svc.url}/sfu_webhook`, {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/webhook+json",
-        Authorization: signWebhook(body, {
-          key: "devkey",
-          secret: SECRET,
-          nowSeconds: Math.floor(Date.now() / 1000),
-        }),
-      },
-      body,
-    });
-    assert.equal(res.status, 200);
-    await res.body?.cancel();
+    assert.equal(await postSignedWebhook(svc.url, body, { key: "devkey", secret: SECRET }), 200);
   }
 
   return {

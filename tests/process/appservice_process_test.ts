@@ -6,7 +6,7 @@
  * fake Synapse to the service; neither token ever appears in the log.
  */
 import assert from "node:assert/strict";
-import { signWebhook, startFakeSfu } from "../fakes/sfu.ts";
+import { postSignedWebhook, startFakeSfu } from "../fakes/sfu.ts";
 import { asClient, startFakeSynapseAs } from "../fakes/synapse_as.ts";
 import { baseEnv, spawnService } from "../support/service.ts";
 import { memberIdentity, roomAlias } from "../../lib/livekit/names.ts";
@@ -95,20 +95,7 @@ Deno.test("process: app-service token, delegation to the final send as the user,
         room: { name: room },
         participant: { identity, ...extra },
       });
-      const res = await fetch(`${svc.url}/sfu_webhook`, {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/webhook+json",
-          Authorization: signWebhook(body, {
-            key: "devkey",
-            secret: SECRET,
-            nowSeconds: Math.floor(Date.now() / 1000),
-          }),
-        },
-        body,
-      });
-      assert.equal(res.status, 200);
-      await res.body?.cancel();
+      assert.equal(await postSignedWebhook(svc.url, body, { key: "devkey", secret: SECRET }), 200);
     };
     await webhook("participant_joined");
     await until(() => hs.delayed.count("syd_as", "restart") >= 2, "two restarts");

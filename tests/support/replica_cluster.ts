@@ -13,7 +13,7 @@ import { encodeField } from "../../lib/store/codec.ts";
 import { type DelayedEventsServer, serveDelayedEvents } from "../fakes/delayed_events.ts";
 import { type FakeHomeserver, startFakeHomeserver } from "../fakes/homeserver.ts";
 import { TestRedis } from "../fakes/redis.ts";
-import { type FakeSfu, signWebhook, startFakeSfu } from "../fakes/sfu.ts";
+import { type FakeSfu, postSignedWebhook, startFakeSfu } from "../fakes/sfu.ts";
 import { baseEnv, freePort, type ServiceProcess, spawnService } from "./service.ts";
 import { startTcpProxy, type TcpProxy } from "./tcp_proxy.ts";
 
@@ -204,20 +204,7 @@ export class Cluster {
       id: `EV_${crypto.randomUUID()}`,
       createdAt: String(Math.floor(Date.now() / 1000)),
     });
-    const res = await fetch(`${this.replica(to).svc.url}/sfu_webhook`, {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/webhook+json",
-        Authorization: signWebhook(body, {
-          key: KEY,
-          secret: SECRET,
-          nowSeconds: Math.floor(Date.now() / 1000),
-        }),
-      },
-      body,
-    });
-    await res.body?.cancel();
-    return res.status;
+    return await postSignedWebhook(this.replica(to).svc.url, body, { key: KEY, secret: SECRET });
   }
 
   /** Delayed-event calls for a job (optionally of one action, after a monotonic time). */
