@@ -15,6 +15,7 @@
  *
  * On a machine with two or more cores the service runs on core 0 (`taskset`) and this process
  * (the fakes) and `wrk` on core 1, so runs compare; `--no-pin` leaves scheduling alone.
+ * `BENCH_V8_FLAGS` (comma-separated) adds V8 flags to the service.
  * `--profile=<dir>` runs `main.ts` directly with the V8 inspector open and records a CPU profile
  * and an allocation-sampling profile of round 1 (scripts/bench_profile.ts).
  *
@@ -33,6 +34,8 @@ const opt = (name: string, def: number) => {
 const seconds = opt("seconds", 10);
 const connections = opt("connections", 32);
 const rounds = opt("rounds", 1);
+/** `BENCH_V8_FLAGS`: V8 flags for the service, to compare heap settings run by run. */
+const v8Extra = Deno.env.get("BENCH_V8_FLAGS") ?? "";
 const modeAt = args.indexOf("--mode");
 const mode = modeAt >= 0 ? args[modeAt + 1] : "replayed";
 if (mode !== "replayed" && mode !== "cold") throw new RangeError("--mode replayed|cold");
@@ -65,6 +68,8 @@ const svc = await spawnService({
     LIVEKIT_RATE_LIMIT_IP_PER_SECOND: "0",
     LIVEKIT_RATE_LIMIT_USER_PER_SECOND: "0",
     LIVEKIT_RATE_LIMIT_SERVER_PER_SECOND: "0",
+    // Extra V8 flags for trying heap settings (Deno adds them after the launcher's own).
+    ...(v8Extra ? { DENO_V8_FLAGS: v8Extra } : {}),
   },
   // Profiling: main.ts straight under `deno run -A` (the launcher's V8 flags kept) with the
   // inspector open.

@@ -36,15 +36,22 @@ export class LruCache<K, V> {
     return this.#map.get(key);
   }
 
-  /** Stores `value`, evicting the least recently used entries beyond the bound. */
+  /**
+   * Stores `value`, evicting the least recently used entries beyond the bound. A new key (the
+   * common case: single-use OpenID tokens) costs one insert and at most one eviction, with no
+   * delete-and-reinsert of its own.
+   */
   set(key: K, value: V): void {
-    this.#map.delete(key);
-    this.#map.set(key, value);
-    while (this.#map.size > this.#max) {
-      const oldest = this.#map.keys().next();
-      if (oldest.done) break;
-      this.#map.delete(oldest.value);
+    const map = this.#map;
+    if (map.has(key)) {
+      map.delete(key);
+    } else if (map.size >= this.#max) {
+      for (const oldest of map.keys()) {
+        map.delete(oldest);
+        if (map.size < this.#max) break;
+      }
     }
+    map.set(key, value);
   }
 
   delete(key: K): void {
