@@ -41,3 +41,19 @@ Deno.test("raceSignal rejects on abort without cancelling the shared work", asyn
   resolve("done");
   assert.equal(await shared, "done");
 });
+
+Deno.test("LruCache: re-setting a key refreshes it without evicting; the bound holds at 1", () => {
+  const c = new LruCache<string, number>(2);
+  c.set("a", 1);
+  c.set("b", 2);
+  c.set("a", 3); // a refreshed, nothing evicted
+  assert.equal(c.size, 2);
+  c.set("c", 4); // b is now the least recently used
+  assert.equal(c.peek("b"), undefined);
+  assert.equal(c.peek("a"), 3);
+  const one = new LruCache<string, number>(1);
+  one.set("x", 1);
+  one.set("y", 2);
+  assert.equal(one.size, 1);
+  assert.equal(one.peek("y"), 2);
+});
