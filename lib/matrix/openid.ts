@@ -25,6 +25,7 @@ import { InFlight, LruCache, raceSignal } from "./cache.ts";
 import type { ServiceMetrics } from "../metrics/metrics.ts";
 import { type Destination, DiscoveryError, type FederationDiscovery } from "./federation.ts";
 import { parseServerName } from "./server_name.ts";
+import { Semaphore } from "../semaphore.ts";
 
 /**
  * Where a verification failed (the WARN log line names it). A failed `.well-known` lookup is not
@@ -139,41 +140,6 @@ const TRANSPORT: ReadonlySet<OutboundFailure> = new Set([
 export function subMatchesServer(sub: string, serverName: string): boolean {
   const colon = sub.indexOf(":");
   return sub.startsWith("@") && colon > 1 && sub.slice(colon + 1) === serverName;
-}
-
-/** A counting semaphore whose waiters give up when their signal aborts. */
-class Semaphore {
-  #free: number;
-  readonly #waiters: (() => void)[] = [];
-  constructor(size: number) {
-    this.#free = size;
-  }
-  async acquire(signal: AbortSignal): Promise<() => void> {
-    if (this.#free > 0) this.#free--;
-    else {
-      await new Promise<void>((resolve, reject) => {
-        const wake = () => {
-          signal.removeEventListener("abort", onAbort);
-          resolve();
-        };
-        const onAbort = () => {
-          const i = this.#waiters.indexOf(wake);
-          if (i >= 0) this.#waiters.splice(i, 1);
-          reject(signal.reason);
-        };
-        this.#waiters.push(wake);
-        signal.addEventListener("abort", onAbort, { once: true });
-      });
-    }
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.#waiters.shift();
-      if (next) next();
-      else this.#free++;
-    };
-  }
 }
 
 /** Creates the verifier. */

@@ -1,7 +1,7 @@
 /**
- * The small helpers of membership enforcement: bounded jittered retry of the SFU actions
+ * The retry of membership enforcement: bounded jittered retry of the SFU actions
  * (app-service.md §8: `RemoveParticipant`/`DeleteRoom` retried with backoff, "not found" is
- * success) and a concurrency limit for the homeserver checks of a sweep.
+ * success).
  *
  * @module
  */
@@ -35,30 +35,6 @@ export async function withRetry<T>(
       const jittered = delay * (0.5 + options.clock.random());
       await options.clock.sleep(Math.min(ACTION_MAX_DELAY_MS, jittered), options.signal);
       delay = Math.min(ACTION_MAX_DELAY_MS, delay * 2);
-    }
-  }
-}
-
-/** At most `limit` functions running at once; the rest wait in order. */
-export class Limiter {
-  readonly #limit: number;
-  #running = 0;
-  readonly #waiting: Array<() => void> = [];
-
-  constructor(limit: number) {
-    this.#limit = Math.max(1, limit);
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.#limit) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    } else this.#running++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.#waiting.shift();
-      if (next) next();
-      else this.#running--;
     }
   }
 }

@@ -38,10 +38,10 @@ import type {
   TokenTracker,
   TransactionEvent,
 } from "../appservice/ports.ts";
-import { Limiter } from "./actions.ts";
 import { type CheckSource, type SfuActions, SfuRemovals } from "./removals.ts";
 import type { ParticipantStore } from "./store.ts";
 import { type TrackedParticipant, TrackedParticipants } from "./tracked.ts";
+import { Semaphore } from "../semaphore.ts";
 
 export type { CheckSource, SfuActions } from "./removals.ts";
 
@@ -96,7 +96,7 @@ function serverOf(user: string): string {
 export class MembershipEnforcer implements MembershipSink, TokenTracker {
   readonly #o: MembershipOptions;
   readonly #tracked: TrackedParticipants;
-  readonly #limiter: Limiter;
+  readonly #slots: Semaphore;
   readonly #stop = new AbortController();
   readonly #tasks = new Set<Promise<void>>();
   readonly #removals: SfuRemovals;
@@ -108,7 +108,7 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
   constructor(options: MembershipOptions) {
     this.#o = options;
     this.#tracked = new TrackedParticipants(options.maxTracked);
-    this.#limiter = new Limiter(options.concurrency ?? CHECK_CONCURRENCY);
+    this.#slots = new Semaphore(Math.max(1, options.concurrency ?? CHECK_CONCURRENCY));
     this.#removals = new SfuRemovals({
       sfu: options.sfu,
       clock: options.clock,
@@ -279,8 +279,10 @@ export class MembershipEnforcer implements MembershipSink, TokenTracker {
     const m = this.#o.metrics;
     try {
       // Enforcement looks for changes: never a cached answer or an earlier question's.
-      const joined = await this.#limiter.run(() =>
-        this.#o.homeserver.isJoined(roomId, who, this.#stop.signal, { fresh: true })
+      const signal = this.#stop.signal;
+      const joined = await this.#slots.run(
+        () => this.#o.homeserver.isJoined(roomId, who, signal, { fresh: true }),
+        signal,
       );
       m?.membershipChecks.inc({ source, result: joined ? "joined" : "not_joined" });
       return joined;

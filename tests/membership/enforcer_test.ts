@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { MembershipEnforcer, type SfuActions } from "../../lib/membership/enforcer.ts";
-import { ACTION_ATTEMPTS, Limiter } from "../../lib/membership/actions.ts";
+import { ACTION_ATTEMPTS } from "../../lib/membership/actions.ts";
 import { TrackedParticipants } from "../../lib/membership/tracked.ts";
 import {
   decodeParticipant,
@@ -181,20 +181,6 @@ Deno.test("store: field and value codec round-trip; malformed entries are skippe
     ["HSET", "lk-jwt:participants", field],
     ["HDEL", "lk-jwt:participants", field],
   ]);
-});
-
-Deno.test("limiter: at most n at once", async () => {
-  const limiter = new Limiter(2);
-  let running = 0;
-  let peak = 0;
-  await Promise.all(Array.from({ length: 6 }, () =>
-    limiter.run(async () => {
-      running++;
-      peak = Math.max(peak, running);
-      await new Promise((r) => setTimeout(r, 5));
-      running--;
-    })));
-  assert.equal(peak, 2);
 });
 
 Deno.test("enforcer: the hash is read at start, again only while that failed (or with replicas)", async () => {
