@@ -8,6 +8,7 @@ import {
   LIVEKIT_B_KEY,
   LIVEKIT_B_SECRET,
   LIVEKIT_B_WS_URL,
+  LIVEKIT_WS_URL,
   SERVER_NAME,
   SERVER_NAME_B,
   SERVICE_B_BIND,
@@ -96,4 +97,19 @@ export async function sharedRoom(owner: MatrixUser, others: MatrixUser[]): Promi
 /** A fresh MatrixRTC member ID (random per join, as in sticky-event mode). */
 export function newMemberId(): string {
   return `member-${uniqueSuffix()}${uniqueSuffix()}`;
+}
+
+/** The token body a MatrixRTC client sends to its homeserver (MSC4195), for SFU A by default. */
+export function tokenRequest(
+  roomId: string,
+  memberId: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    url: LIVEKIT_WS_URL,
+    room_id: roomId,
+    slot_id: "m.call#ROOM",
+    member_id: memberId,
+    ...extra,
+  };
 }

@@ -32,18 +32,8 @@ import {
   sharedRoom,
   startServiceA,
   startServiceB,
+  tokenRequest,
 } from "../lib/appservice.ts";
-
-/** The token body a MatrixRTC client sends to its homeserver (MSC4195). */
-function tokenRequest(roomId: string, memberId: string, extra: Record<string, unknown> = {}) {
-  return {
-    url: LIVEKIT_WS_URL,
-    room_id: roomId,
-    slot_id: "m.call#ROOM",
-    member_id: memberId,
-    ...extra,
-  };
-}
 
 Deno.test("app-service 1: a local user's token through Synapse A joins SFU A and may publish", async () => {
   const service = await startServiceA("as-local");

@@ -19,7 +19,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { LIVEKIT_WS_URL, SERVER_NAME, stackPaths, SYNAPSE_URL } from "../lib/env.ts";
+import { SERVER_NAME, stackPaths, SYNAPSE_URL } from "../lib/env.ts";
 import { h, hashedIdentity, roomAlias } from "../lib/hash.ts";
 import { listRooms, participantIdentities } from "../lib/livekit.ts";
 import { Participant } from "../lib/participant.ts";
@@ -33,6 +33,7 @@ import {
   sharedRoom,
   startServiceA,
   startServiceB,
+  tokenRequest,
 } from "../lib/appservice.ts";
 import type { MatrixUser } from "../lib/synapse.ts";
 
@@ -41,16 +42,6 @@ const AS_TOKEN_A = "e2e-as-token-a-0123456789";
 /** The removal bound the issue asks for with push and on a rejoin. */
 const PUSH_BOUND_MS = 5_000;
 const SWEEP_INTERVAL_S = 5;
-
-function tokenRequest(roomId: string, memberId: string, extra: Record<string, unknown> = {}) {
-  return {
-    url: LIVEKIT_WS_URL,
-    room_id: roomId,
-    slot_id: "m.call#ROOM",
-    member_id: memberId,
-    ...extra,
-  };
-}
 
 /** A token through the user's homeserver (MSC4195 + MSC4512). */
 async function rtcToken(
