@@ -14,7 +14,7 @@ import type { Clock } from "../clock.ts";
 import type { Config } from "../config/config.ts";
 import { mintAdminToken } from "../livekit/jwt.ts";
 import { encodeRoomParticipantIdentity } from "../livekit/protobuf.ts";
-import { twirpExchange } from "../livekit/room_service.ts";
+import { parseTwirpError, twirpExchange } from "../livekit/room_service.ts";
 import { type Check, type CheckResult, errorMessage, fail, pass } from "./check_result.ts";
 import { explainPermissionError } from "./permissions_report.ts";
 
@@ -51,20 +51,6 @@ function transportFix(base: string, cause: string): string {
     "wss:// → https://, same host, port and path)";
 }
 
-function twirpCode(text: string): { code?: string; msg?: string } {
-  try {
-    const doc: unknown = JSON.parse(text);
-    if (typeof doc !== "object" || doc === null) return {};
-    const { code, msg } = doc as { code?: unknown; msg?: unknown };
-    return {
-      code: typeof code === "string" ? code : undefined,
-      msg: typeof msg === "string" ? msg : undefined,
-    };
-  } catch {
-    return {};
-  }
-}
-
 function randomRoom(clock: Clock): string {
   let suffix = "";
   for (let i = 0; i < 4; i++) {
@@ -76,10 +62,10 @@ function randomRoom(clock: Clock): string {
 /** Interprets the SFU's answer to the probe. */
 function judge(
   what: string,
-  options: { base: string; key: string; status: number; text: string; location: string | null },
+  options: { base: string; key: string; status: number; body: Uint8Array; location: string | null },
 ): CheckResult {
-  const { base, key, status, text } = options;
-  const { code, msg } = twirpCode(text);
+  const { base, key, status } = options;
+  const { code, msg } = parseTwirpError(options.body);
   const described = `${status}${code ? ` ${code}` : ""}${msg ? ` (${msg})` : ""}`;
   if ((status === 404 && code === "not_found") || (status >= 200 && status <= 299)) {
     return pass(`${what}: key ${JSON.stringify(key)} accepted`);
@@ -145,7 +131,7 @@ export function liveKitCheck(options: LiveKitCheckOptions): Check {
           base,
           key: config.livekitKey,
           status: res.status,
-          text: new TextDecoder().decode(res.body),
+          body: res.body,
           location: res.location,
         });
       } catch (err) {

@@ -106,7 +106,8 @@ interface TwirpErrorBody {
   msg?: unknown;
 }
 
-function parseTwirpError(body: Uint8Array): { code?: string; msg?: string } {
+/** `code` and `msg` of a Twirp error body; empty when the body is not one. */
+export function parseTwirpError(body: Uint8Array): { code?: string; msg?: string } {
   try {
     const parsed: TwirpErrorBody = JSON.parse(new TextDecoder().decode(body));
     return {
