@@ -16,19 +16,6 @@ export const SECRET = "devsecret-devsecret-devsecret-devsecret";
 export const ROOM = "!call:hs.test";
 export const SLOT = "m.call#ROOM";
 
-/** Waits until `cond` holds (polling every 20 ms), failing after `timeoutMs`. */
-export async function until(
-  cond: () => boolean,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A token holder: the LiveKit room and identity its token lets in. */
 export interface Holder {
   user: string;

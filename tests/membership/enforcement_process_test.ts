@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 import { TestRedis } from "../fakes/redis.ts";
 import { freePort } from "../support/service.ts";
-import { memberEvent, ROOM, startEnforcement, until } from "./_process.ts";
+import { until } from "../support/poll.ts";
+import { memberEvent, ROOM, startEnforcement } from "./_process.ts";
 
 const ALICE = "@alice:hs.test";
 const BOB = "@bob:hs.test";
@@ -29,18 +30,18 @@ Deno.test("membership: leave, kick and ban pushed by the homeserver remove the u
     const beforeJoins = isJoinedCalls(e);
     for (const h of [alice, alice2, bob, admin]) await e.join(h);
     // Alice's two joins share one question (concurrent identical is_joined are coalesced).
-    await until(() => isJoinedCalls(e) >= beforeJoins + 3, "the join checks");
+    await until("the join checks", () => isJoinedCalls(e) >= beforeJoins + 3);
 
     // Leave: both of Alice's identities go, nobody else.
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     await e.push("t-leave", [memberEvent(ALICE, "leave")]);
-    await until(() => e.sfu.removed.length === 2, "alice's two identities removed");
+    await until("alice's two identities removed", () => e.sfu.removed.length === 2);
     assert.deepEqual(e.sfu.removed.sort(), [alice.key, alice2.key].sort());
 
     // Kick (leave sent by the admin) of Bob.
     e.hs.joined.delete(`${ROOM}|${BOB}`);
     await e.push("t-kick", [memberEvent(BOB, "leave", { sender: ADMIN, reason: "bye" })]);
-    await until(() => e.sfu.removed.includes(bob.key), "bob removed");
+    await until("bob removed", () => e.sfu.removed.includes(bob.key));
 
     // Ban of a remote user whose token was minted here through the S-S endpoint.
     const { asClient } = await import("../fakes/synapse_as.ts");
@@ -69,7 +70,7 @@ Deno.test("membership: leave, kick and ban pushed by the homeserver remove the u
     await e.join(rita);
     e.hs.joined.delete(`${ROOM}|${REMOTE}`);
     await e.push("t-ban", [memberEvent(REMOTE, "ban", { sender: ADMIN })]);
-    await until(() => e.sfu.removed.includes(rita.key), "banned remote user removed").catch(
+    await until("banned remote user removed", () => e.sfu.removed.includes(rita.key)).catch(
       (err) => {
         console.log(e.svc.logs());
         throw err;
@@ -96,7 +97,7 @@ Deno.test("membership: a pushed leave that is stale (user joined again) removes 
     const before = isJoinedCalls(e);
     await e.push("t-stale", [memberEvent(ALICE, "leave")]);
     // The confirmation is asked fresh (not from the cache of the token request).
-    await until(() => isJoinedCalls(e) > before + 1, "confirmation and server check");
+    await until("confirmation and server check", () => isJoinedCalls(e) > before + 1);
     await e.push("t-after", [memberEvent(BOB, "leave")]);
     assert.deepEqual(e.sfu.removed, []);
   } finally {
@@ -114,14 +115,14 @@ Deno.test("membership: the sweep alone removes left, kicked and banned users; la
     for (const h of [alice, bob, admin]) await e.join(h);
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     e.hs.joined.delete(`${ROOM}|${BOB}`);
-    await until(() => e.sfu.removed.length === 2, "two removals by the sweep");
+    await until("two removals by the sweep", () => e.sfu.removed.length === 2);
     assert.deepEqual(e.sfu.removed.sort(), [alice.key, bob.key].sort());
     await e.svc.waitForLog(/Removed a participant.*reason=sweep/);
 
     // The homeserver leaves the room altogether: the LiveKit room is deleted.
     e.hs.joined.delete(`${ROOM}|${ADMIN}`);
     e.hs.joined.delete(`${ROOM}|server:${e.hs.serverName}`);
-    await until(() => e.sfu.deleted.length === 1, "DeleteRoom by the sweep");
+    await until("DeleteRoom by the sweep", () => e.sfu.deleted.length === 1);
     assert.deepEqual(e.sfu.deleted, [admin.room]);
     const call = e.sfu.calls.find((c) => c.method === "DeleteRoom")!;
     assert.deepEqual(call.grant, { roomCreate: true });
@@ -139,7 +140,7 @@ Deno.test("membership: the last local user's pushed leave deletes the LiveKit ro
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     e.hs.joined.delete(`${ROOM}|server:${e.hs.serverName}`);
     await e.push("t-last", [memberEvent(ALICE, "leave")]);
-    await until(() => e.sfu.deleted.length === 1, "DeleteRoom");
+    await until("DeleteRoom", () => e.sfu.deleted.length === 1);
     assert.deepEqual(e.sfu.deleted, [alice.room]);
   } finally {
     await e.close();
@@ -171,15 +172,11 @@ Deno.test("membership: a join with an old token is re-checked and removed; waiti
     e.hs.joined.delete(`${ROOM}|${BOB}`);
     await e.push("t-bob", [memberEvent(BOB, "leave", { sender: ALICE })]);
     await e.join(alice);
-    await until(() => e.sfu.removed.includes(alice.key), "alice removed on join");
+    await until("alice removed on join", () => e.sfu.removed.includes(alice.key));
     await e.svc.waitForLog(/Removed a participant.*reason=join/);
     // Two sweeps (server and admin checks each) later Bob is still not touched.
     const sweeps = await sweepChecks();
-    const deadline = Date.now() + 10_000;
-    while ((await sweepChecks()) < sweeps + 4) {
-      assert.ok(Date.now() < deadline, "two more sweeps");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await until("two more sweeps", async () => (await sweepChecks()) >= sweeps + 4, 10_000);
     assert.equal(
       e.sfu.calls.some((c) => c.method === "RemoveParticipant" && c.identity === bob.identity),
       false,
@@ -204,13 +201,13 @@ Deno.test("membership: homeserver errors remove nobody (fail open), and are coun
     e.hs.settings.scope = false; // every is_joined now fails (403)
     const before = isJoinedCalls(e);
     await e.push("t-err", [memberEvent(ALICE, "leave")]);
-    await until(() => isJoinedCalls(e) >= before + 3, "push and sweep checks attempted");
+    await until("push and sweep checks attempted", () => isJoinedCalls(e) >= before + 3);
     await e.svc.waitForLog(/Membership check failed; nobody removed/);
     assert.deepEqual(e.sfu.removed, []);
     assert.deepEqual(e.sfu.deleted, []);
     // Once the homeserver answers again, the next sweep removes her.
     e.hs.settings.scope = true;
-    await until(() => e.sfu.removed.includes(alice.key), "removed after recovery");
+    await until("removed after recovery", () => e.sfu.removed.includes(alice.key));
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const value = (series: string) =>
       Number(new RegExp(`^${series.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1]);
@@ -234,18 +231,18 @@ Deno.test("membership: a replayed transaction ID is processed once", async () =>
     await e.join(bob);
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     await e.push("t-1", [memberEvent(ALICE, "leave")]);
-    await until(() => e.sfu.removed.length === 1, "alice removed");
+    await until("alice removed", () => e.sfu.removed.length === 1);
     // Alice is back in the room and the call; then the same transaction arrives again.
     e.hs.join(ROOM, ALICE);
     const beforeJoin = isJoinedCalls(e);
     await e.join(alice);
-    await until(() => isJoinedCalls(e) > beforeJoin, "the join check");
+    await until("the join check", () => isJoinedCalls(e) > beforeJoin);
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     await e.push("t-1", [memberEvent(ALICE, "leave")]);
     // A later transaction is processed; the replay was not.
     e.hs.joined.delete(`${ROOM}|${BOB}`);
     await e.push("t-2", [memberEvent(BOB, "leave")]);
-    await until(() => e.sfu.removed.includes(bob.key), "bob removed");
+    await until("bob removed", () => e.sfu.removed.includes(bob.key));
     assert.deepEqual(e.sfu.removed, [alice.key, bob.key]);
   } finally {
     await e.close();
@@ -260,12 +257,10 @@ Deno.test("membership: after a restart with Redis the tracked participants are s
     const alice = await e.issue(ALICE, "a1");
     await e.join(alice);
     let stored = new Map<string, string>();
-    const deadline = Date.now() + 10_000;
-    while (![...stored.values()].some((v) => v.includes('"connected"'))) {
-      assert.ok(Date.now() < deadline, "the connected state reaches Redis");
-      await new Promise((r) => setTimeout(r, 20));
+    await until("the connected state reaches Redis", async () => {
       stored = await redis.hgetall("lk-jwt:participants");
-    }
+      return [...stored.values()].some((v) => v.includes('"connected"'));
+    }, 10_000);
     assert.equal(stored.size, 1);
     const [field, value] = [...stored][0]!;
     assert.equal(field, JSON.stringify([alice.room, alice.identity]));
@@ -276,7 +271,7 @@ Deno.test("membership: after a restart with Redis the tracked participants are s
     await e.svc.waitForLog(/Tracked participants loaded from Redis.* when=start added=1/);
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     await e.push("t-restart", [memberEvent(ALICE, "ban", { sender: ADMIN })]);
-    await until(() => e.sfu.removed.includes(alice.key), "removed by the restarted service");
+    await until("removed by the restarted service", () => e.sfu.removed.includes(alice.key));
   } finally {
     await e.close();
     await redis.dispose();
@@ -304,13 +299,13 @@ Deno.test("membership: the delegation job of a removed participant sends its lea
     });
     assert.equal(delegate.status, 200, delegate.text);
     await e.join(alice);
-    await until(() => e.hs.delayed.count("syd_kick", "restart") >= 1, "the job restarts");
+    await until("the job restarts", () => e.hs.delayed.count("syd_kick", "restart") >= 1);
     e.hs.joined.delete(`${ROOM}|${ALICE}`);
     await e.push("t-kick", [memberEvent(ALICE, "leave", { sender: ADMIN })]);
-    await until(() => e.sfu.removed.includes(alice.key), "removed");
+    await until("removed", () => e.sfu.removed.includes(alice.key));
     // What LiveKit sends after RemoveParticipant.
     await e.leave(alice, "PARTICIPANT_REMOVED");
-    await until(() => e.hs.delayed.count("syd_kick", "send") === 1, "the leave event sent");
+    await until("the leave event sent", () => e.hs.delayed.count("syd_kick", "send") === 1);
   } finally {
     await e.close();
   }

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 import { decodeValue, encodeValue, formatRfc3339, JOBS_HASH } from "../../lib/store/codec.ts";
 import { OWNERS_HASH } from "../../lib/replica/keys.ts";
-import { Cluster, type TestJob, until } from "../support/replica_cluster.ts";
+import { until } from "../support/poll.ts";
+import { Cluster, type TestJob } from "../support/replica_cluster.ts";
 
 /** Lease of these tests: scan period 600 ms, takeover bound TTL + TTL/5 = 3.6 s. */
 const TTL_MS = 3_000;

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { decodeValue, JOBS_HASH } from "../../lib/store/codec.ts";
 import { OWNERS_HASH } from "../../lib/replica/keys.ts";
 import { freePort, redisCli, SENTINEL_MASTER, TestSentinelSet } from "../fakes/sentinel.ts";
-import { Cluster, type TestJob, until } from "../support/replica_cluster.ts";
+import { until } from "../support/poll.ts";
+import { Cluster, type TestJob } from "../support/replica_cluster.ts";
 
 const TTL_MS = 3_000;
 /** Short T so that restarts (every 0.8·T = 4.8 s) happen on each new master during the test. */

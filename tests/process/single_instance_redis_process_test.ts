@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { TestRedis } from "../fakes/redis.ts";
-import { Cluster, until } from "../support/replica_cluster.ts";
+import { until } from "../support/poll.ts";
+import { Cluster } from "../support/replica_cluster.ts";
 
 /** `INFO commandstats` as command → calls. */
 async function commandStats(redis: TestRedis): Promise<Map<string, number>> {
